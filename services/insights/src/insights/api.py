@@ -1,0 +1,43 @@
+"""Insights HTTP API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from insights import postgres
+from prodops.auth import InsightsRead
+from prodops.db import workspace_transaction
+from prodops.problems import PROBLEM_RESPONSES
+
+router = APIRouter(prefix="/v1", tags=["insights"], responses=PROBLEM_RESPONSES)
+
+
+class Summary(BaseModel):
+    """How many live aggregates of each kind insights has seen in the workspace."""
+
+    feedback: int
+    accounts: int
+    objectives: int
+    items: int
+    launches: int
+    tracker_issues: int
+
+
+@router.get("/summary", response_model=Summary)
+async def summary(request: Request, principal: InsightsRead) -> Summary:
+    """Counts of what the workspace's events have told insights so far."""
+    settings = request.app.state.settings
+    async with workspace_transaction(
+        request.app.state.pool, principal.workspace, role=settings.app_role
+    ) as conn:
+        rows = await conn.fetch(postgres.SUMMARY)
+    counts = {r["aggregate"]: r["live"] for r in rows}
+    return Summary(
+        feedback=counts.get("feedback", 0),
+        accounts=counts.get("account", 0),
+        objectives=counts.get("objective", 0),
+        items=counts.get("item", 0),
+        launches=counts.get("launch", 0),
+        tracker_issues=counts.get("tracker_issue", 0),
+    )

@@ -1,0 +1,128 @@
+"""The `prodops` command line: running, migrating, tokens and outbox operations."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from prodops.settings import Settings
+
+app = typer.Typer(help="prodops operations.", no_args_is_help=True, add_completion=False)
+outbox_app = typer.Typer(help="The transactional outbox.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+SERVICES = ("feedback", "roadmap", "insights")
+ServiceName = Annotated[str, typer.Argument(help="feedback, roadmap or insights")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _check_service(name: str) -> str:
+    if name not in SERVICES:
+        raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    return name
+
+
+@app.command()
+def serve(service: ServiceName, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Run one service under uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    name = _check_service(service)
+    module = importlib.import_module(f"{name}.bootstrap")
+    uvicorn.run(
+        module.create_app(settings),
+        host=settings.host,
+        port=port or getattr(settings, f"{name}_port"),
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def up() -> None:
+    """Run PostgreSQL, NATS and the three services locally until Ctrl-C; print URLs and a token."""
+    from prodops.up import run
+
+    raise typer.Exit(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every service's migrations (a second run changes nothing)."""
+    from prodops.migrations import migrate_all
+
+    applied = asyncio.run(migrate_all(_settings()))
+    for service, names in applied.items():
+        typer.echo(f"{service}: {len(names)} applied" + "".join(f"\n  {n}" for n in names))
+
+
+@app.command()
+def token(
+    workspace: Annotated[str, typer.Option(help="workspace slug the token is scoped to")],
+    scope: Annotated[list[str], typer.Option(help="a scope; repeat for several")],
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+) -> None:
+    """Print a bearer token signed with the configured key."""
+    from prodops.auth import mint_token
+
+    scopes = [s for value in scope for s in value.split()]
+    try:
+        typer.echo(mint_token(_settings(), workspace=workspace, scopes=scopes, ttl_seconds=ttl))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@outbox_app.command("republish")
+def outbox_republish(
+    since: Annotated[datetime, typer.Option(help="republish events written at or after this time")],
+    service: Annotated[list[str] | None, typer.Option(help="only these services")] = None,
+) -> None:
+    """Publish every event written since a time again: refills a lost or wiped stream."""
+    counts = asyncio.run(
+        _republish(_settings(), since, [_check_service(s) for s in service or SERVICES])
+    )
+    for name, count in counts.items():
+        typer.echo(f"{name}: {count} events republished")
+
+
+async def _republish(settings: Settings, since: datetime, services: list[str]) -> dict[str, int]:
+    from prodops.broker import create_broker, ensure_stream, jetstream
+    from prodops.db import create_pool
+    from prodops.outbox import republish
+
+    if since.tzinfo is None:
+        raise typer.BadParameter("--since needs a timezone, e.g. 2026-11-25T00:00:00+00:00")
+    broker = create_broker(settings, service="cli")
+    await broker.connect()
+    try:
+        js = jetstream(broker)
+        await ensure_stream(js, settings)
+        counts = {}
+        for name in services:
+            pool = await create_pool(settings, schema=name, max_size=2)
+            try:
+                counts[name] = await republish(
+                    pool, js, since=since, subject_prefix=settings.subject_prefix
+                )
+            finally:
+                await pool.close()
+        return counts
+    finally:
+        await broker.stop()
+
+
+def main() -> None:
+    """Entry point of the `prodops` script."""
+    app()

@@ -1,0 +1,220 @@
+"""Idempotent, durable JetStream consumers.
+
+A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and its
+handler runs in a savepoint; acks go out only after the commit. A handler that raises is retried
+with back-off (nak with delay) and, at its last delivery, stored as a dead letter and acked, so it
+never blocks the events behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from faststream import AckPolicy, Context
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
+
+from prodops.db import Connection, Pool
+from prodops.events import Event, new_id
+from prodops.settings import Settings
+from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Connection, Event], Awaitable[None]]
+
+_CLAIM = """
+INSERT INTO inbox (consumer, event_id, workspace, type)
+SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+_UNCLAIM = "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
+_DEAD_LETTER = """
+INSERT INTO dead_letter
+    (id, consumer, event_id, workspace, type, subject, payload, error, deliveries)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (consumer, event_id) DO UPDATE
+SET error = EXCLUDED.error, deliveries = EXCLUDED.deliveries, status = 'dead', replayed_at = NULL
+"""
+
+
+@dataclass
+class _Delivery:
+    msg: Msg
+    event: Event | None
+    error: str | None = None
+    outcome: str = "applied"
+
+    @property
+    def attempts(self) -> int:
+        return int(self.msg.metadata.num_delivered or 1)
+
+
+@dataclass
+class EventConsumer:
+    """One durable pull consumer of the stream, applying events through `handlers` by type."""
+
+    name: str
+    pool: Pool
+    settings: Settings
+    handlers: Mapping[str, Handler]
+    filter_subject: str = ">"
+    deliveries_seen: int = field(default=0, init=False)  # settled (acked or nakked) so far
+
+    def register(self, broker: NatsBroker) -> None:
+        """Attach the subscriber to the broker (before it starts)."""
+        s = self.settings
+        subscriber = broker.subscriber(
+            f"{s.subject_prefix}.{self.filter_subject}",
+            stream=JStream(s.stream_name, declare=False),
+            durable=self.name,
+            pull_sub=PullSub(
+                s.consumer_batch_size, timeout=s.consumer_fetch_timeout_seconds, batch=True
+            ),
+            # Never FastStream's NATS default, which terminates a message whose handler raised:
+            # every ack, nak and dead letter here is explicit.
+            ack_policy=AckPolicy.MANUAL,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL,
+                # Two spare deliveries: the dead letter is written at `consumer_max_deliver`, and
+                # a crash while writing it must still see the message again.
+                max_deliver=s.consumer_max_deliver + 2,
+                ack_wait=s.consumer_ack_wait_seconds,
+                max_ack_pending=max(1000, s.consumer_batch_size * 4),
+            ),
+            title=f"{self.name}:consume",
+            description=f"Durable consumer {self.name} of {s.stream_name}",
+        )
+        subscriber(self._on_batch)
+
+    async def _on_batch(self, message: NatsBatchMessage = Context("message")) -> None:  # noqa: B008
+        await self.handle(list(message.raw_message))
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        """Apply a batch; ack, nak or dead-letter each message after the transaction commits."""
+        deliveries = [_decode(m) for m in msgs]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._apply(conn, deliveries)
+        except Exception:
+            # The batch as a whole failed (the database went away): every message comes back.
+            log.exception("consumer %s: batch of %d failed; redelivering", self.name, len(msgs))
+            for d in deliveries:
+                await d.msg.nak(delay=self._backoff(d.attempts))
+        else:
+            await self._settle(deliveries)
+        self.deliveries_seen += len(msgs)
+
+    async def _apply(self, conn: Connection, deliveries: list[_Delivery]) -> None:
+        events = [d for d in deliveries if d.event is not None and d.event.type in self.handlers]
+        for d in deliveries:
+            if d.event is not None and d.event.type not in self.handlers:
+                d.outcome = "ignored"
+        fresh = await self._claim(conn, [d.event for d in events if d.event is not None])
+        failed: list[_Delivery] = []
+        for d in events:
+            assert d.event is not None
+            if d.event.id not in fresh:
+                d.outcome = "duplicate"
+                continue
+            fresh.discard(d.event.id)  # a second copy in the same batch is a duplicate too
+            try:
+                async with conn.transaction():
+                    await self._run_handler(conn, d.event, d.msg)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+                d.error, d.outcome = f"{type(exc).__name__}: {exc}", "failed"
+                failed.append(d)
+        if failed:
+            await conn.execute(_UNCLAIM, self.name, [d.event.id for d in failed if d.event])
+        for d in deliveries:
+            # An undecodable body can never succeed, so it is dead-lettered at once.
+            last_try = d.event is None or d.attempts >= self.settings.consumer_max_deliver
+            if d.outcome == "failed" and last_try:
+                await self._dead_letter(conn, d)
+
+    async def _claim(self, conn: Connection, events: list[Event]) -> set[UUID]:
+        if not events:
+            return set()
+        rows = await conn.fetch(
+            _CLAIM,
+            self.name,
+            [e.id for e in events],
+            [e.workspace for e in events],
+            [e.type for e in events],
+        )
+        return {r["event_id"] for r in rows}
+
+    async def _run_handler(self, conn: Connection, event: Event, msg: Msg | None) -> None:
+        traceparent = (msg.headers or {}).get("traceparent") if msg else None
+        with span_from_traceparent(
+            f"consume {event.type}",
+            traceparent or event.traceparent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.message.id": str(event.id),
+                "messaging.consumer.group.name": self.name,
+            },
+        ):
+            await self.handlers[event.type](conn, event)
+
+    async def _dead_letter(self, conn: Connection, d: _Delivery) -> None:
+        event_id = d.event.id if d.event else _message_id(d.msg)
+        workspace = d.event.workspace if d.event else d.msg.subject.rsplit(".", 1)[-1]
+        await conn.execute(
+            _DEAD_LETTER,
+            new_id(),
+            self.name,
+            event_id,
+            workspace,
+            d.event.type if d.event else "undecodable",
+            d.msg.subject,
+            d.msg.data,
+            d.error or "unknown error",
+            d.attempts,
+        )
+        d.outcome = "dead_lettered"
+        log.error("consumer %s: event %s dead-lettered: %s", self.name, event_id, d.error)
+
+    async def _settle(self, deliveries: list[_Delivery]) -> None:
+        for d in deliveries:
+            EVENTS_CONSUMED.labels(
+                self.name, d.event.type if d.event else "undecodable", d.outcome
+            ).inc()
+            if d.outcome == "failed":
+                await d.msg.nak(delay=self._backoff(d.attempts))
+            else:
+                await d.msg.ack()
+
+    def _backoff(self, attempts: int) -> float:
+        steps = self.settings.consumer_backoff_seconds
+        return steps[min(attempts, len(steps)) - 1]
+
+    async def replay(self, conn: Connection, payload: bytes) -> bool:
+        """Apply a stored event again in the caller's transaction; False if applied already."""
+        event = Event.from_bytes(payload)
+        fresh = await self._claim(conn, [event])
+        if event.id in fresh:
+            await self._run_handler(conn, event, None)
+        return event.id in fresh
+
+
+def _decode(msg: Msg) -> _Delivery:
+    try:
+        return _Delivery(msg, Event.from_bytes(msg.data))
+    except Exception as exc:  # noqa: BLE001 - a body that is no event can never succeed
+        return _Delivery(
+            msg, None, error=f"undecodable event: {type(exc).__name__}: {exc}", outcome="failed"
+        )
+
+
+def _message_id(msg: Msg) -> UUID:
+    try:
+        return UUID((msg.headers or {}).get("Nats-Msg-Id", ""))
+    except ValueError:
+        return new_id()

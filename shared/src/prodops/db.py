@@ -1,0 +1,57 @@
+"""The asyncpg pool of a service, and the workspace-scoped transaction that every request uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from prodops.settings import Settings
+
+# asyncpg's classes are generic only to the type checker, hence the quoted aliases.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _init_connection(conn: Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    settings: Settings, *, schema: str, min_size: int = 1, max_size: int = 10
+) -> Pool:
+    """A pool whose connections see only `schema` (the service's own) on their search path."""
+    pool: Pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": schema, "application_name": f"prodops-{schema}"},
+    )
+    return pool
+
+
+@asynccontextmanager
+async def workspace_transaction(
+    pool: Pool, workspace: str, *, role: str
+) -> AsyncIterator[Connection]:
+    """A transaction confined to one workspace: the application role, under row-level security."""
+    async with pool.acquire() as conn, conn.transaction():
+        # Both settings are transaction-local, so a pooled connection never leaks them.
+        await conn.execute(
+            "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)",
+            workspace,
+            role,
+        )
+        yield conn

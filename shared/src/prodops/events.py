@@ -1,0 +1,429 @@
+"""The event contract: the CloudEvents 1.0 envelope and the catalogue of design.md §3.
+
+Every event is a fact in the past tense, versioned in its type (`prodops.feedback.received.v1`).
+State-carrying events (`*.upserted`, and every `feedback.*` but `feedback.deleted`) carry the
+aggregate's `version`; consumers apply one only when it is newer than what they hold.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from uuid import UUID
+
+import orjson
+import uuid_utils
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+WORKSPACE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+Workspace = Annotated[str, StringConstraints(pattern=WORKSPACE_PATTERN)]
+_WORKSPACE = re.compile(WORKSPACE_PATTERN)
+
+Priority = Literal["low", "normal", "high", "urgent"]
+TrackerPriority = Literal["urgent", "high", "medium", "low", "none"]
+
+
+def new_id() -> UUID:
+    """A UUIDv7: time-ordered, so ids sort by creation."""
+    return UUID(str(uuid_utils.uuid7()))
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def is_workspace(value: str) -> bool:
+    """Whether `value` is a valid workspace slug (safe as a NATS subject token)."""
+    return _WORKSPACE.fullmatch(value) is not None
+
+
+class EventData(BaseModel):
+    """The `data` of one event type; subclasses name their type and the aggregate id field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    TYPE: ClassVar[str]
+    SUBJECT_FIELD: ClassVar[str] = "id"
+
+    def aggregate_id(self) -> str:
+        """The id the envelope's `subject` carries."""
+        return str(getattr(self, self.SUBJECT_FIELD))
+
+
+class StateData(EventData):
+    """State-carrying data: the whole current state and its version."""
+
+    version: int = Field(ge=1)
+    updated_at: datetime
+
+
+# --- feedback service ---------------------------------------------------------------------------
+
+
+class FeedbackSource(BaseModel):
+    """Where a feedback item came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    source_id: UUID | None = None
+    external_id: str | None = None
+    url: str | None = None
+
+
+class Customer(BaseModel):
+    """The person who gave the feedback."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+
+
+class FeedbackState(StateData):
+    """The whole state of a feedback item."""
+
+    id: UUID
+    source: FeedbackSource
+    title: str
+    body: str = ""
+    customer: Customer | None = None
+    account_external_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    priority: Priority = "normal"
+    sentiment: float | None = Field(default=None, ge=-1, le=1)
+    status: Literal["open", "archived"] = "open"
+    item_keys: list[str] = Field(default_factory=list)
+    merged_into: UUID | None = None
+    created_at: datetime
+
+
+class FeedbackReceived(FeedbackState):
+    """A feedback item was received (from a support desk, the API or an import)."""
+
+    TYPE = "prodops.feedback.received.v1"
+
+
+class FeedbackUpdated(FeedbackState):
+    """A feedback item changed."""
+
+    TYPE = "prodops.feedback.updated.v1"
+
+
+class FeedbackLinked(EventData):
+    """A feedback item was linked to a roadmap item."""
+
+    TYPE = "prodops.feedback.linked.v1"
+    SUBJECT_FIELD = "feedback_id"
+    feedback_id: UUID
+    item_key: str
+    by: Literal["tag", "api"]
+    version: int = Field(ge=1)
+
+
+class FeedbackUnlinked(FeedbackLinked):
+    """A feedback item was unlinked from a roadmap item."""
+
+    TYPE = "prodops.feedback.unlinked.v1"
+
+
+class FeedbackMerged(EventData):
+    """A duplicate feedback item was folded into another."""
+
+    TYPE = "prodops.feedback.merged.v1"
+    SUBJECT_FIELD = "feedback_id"
+    feedback_id: UUID
+    into_id: UUID
+    version: int = Field(ge=1)
+
+
+class FeedbackDeleted(EventData):
+    """A feedback item was deleted."""
+
+    TYPE = "prodops.feedback.deleted.v1"
+    id: UUID
+    version: int = Field(ge=1)
+
+
+class AccountUpserted(StateData):
+    """A customer account was created or changed."""
+
+    TYPE = "prodops.account.upserted.v1"
+    SUBJECT_FIELD = "external_id"
+    external_id: str
+    name: str | None = None
+    arr: float = Field(default=0, ge=0)
+    segment: str | None = None
+    plan: str | None = None
+
+
+# --- roadmap service ----------------------------------------------------------------------------
+
+
+class ObjectiveUpserted(StateData):
+    """An objective was created or changed."""
+
+    TYPE = "prodops.objective.upserted.v1"
+    id: UUID
+    name: str
+    weight: float = Field(gt=0)
+    status: Literal["active", "achieved", "dropped"]
+    period_start: date | None = None
+    period_end: date | None = None
+    parent_id: UUID | None = None
+
+
+class Deleted(EventData):
+    """An aggregate was deleted; `version` orders it after its last upsert."""
+
+    id: UUID
+    version: int = Field(ge=1)
+
+
+class ObjectiveDeleted(Deleted):
+    """An objective was deleted."""
+
+    TYPE = "prodops.objective.deleted.v1"
+
+
+class ItemUpserted(StateData):
+    """A roadmap item was created or changed."""
+
+    TYPE = "prodops.item.upserted.v1"
+    id: UUID
+    key: str
+    title: str
+    status: Literal["idea", "planned", "in_progress", "shipped", "dropped"]
+    horizon: Literal["now", "next", "later"] | None = None
+    effort: float = Field(default=1, gt=0)
+    area: str | None = None
+    objective_ids: list[UUID] = Field(default_factory=list)
+    launch_key: str | None = None
+    parent_key: str | None = None
+    shipped_at: datetime | None = None
+
+
+class ItemDeleted(Deleted):
+    """A roadmap item was deleted."""
+
+    TYPE = "prodops.item.deleted.v1"
+    key: str
+
+
+class ChecklistEntry(BaseModel):
+    """One entry of a launch checklist."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    title: str
+    category: Literal[
+        "engineering", "qa", "docs", "support", "marketing", "legal", "sales", "other"
+    ]
+    required: bool = True
+    done: bool = False
+    owner: str | None = None
+    due_date: date | None = None
+
+
+class LaunchUpserted(StateData):
+    """A launch was created or changed (its checklist included)."""
+
+    TYPE = "prodops.launch.upserted.v1"
+    id: UUID
+    key: str
+    name: str
+    target_date: date | None = None
+    status: Literal["planned", "in_progress", "launched", "cancelled"]
+    item_keys: list[str] = Field(default_factory=list)
+    checklist: list[ChecklistEntry] = Field(default_factory=list)
+
+
+class LaunchDeleted(Deleted):
+    """A launch was deleted."""
+
+    TYPE = "prodops.launch.deleted.v1"
+    key: str
+
+
+class TrackerIssueUpserted(StateData):
+    """An issue-tracker issue (or pull request) was created or changed."""
+
+    TYPE = "prodops.tracker_issue.upserted.v1"
+    id: UUID
+    provider: Literal["github", "gitlab", "jira", "linear"]
+    external_id: str
+    key: str
+    url: str | None = None
+    title: str
+    state: Literal["open", "closed"]
+    kind: Literal["bug", "feature", "task"]
+    priority: TrackerPriority = "none"
+    blocker: bool = False
+    labels: list[str] = Field(default_factory=list)
+    estimate: float | None = None
+    item_keys: list[str] = Field(default_factory=list)
+    launch_keys: list[str] = Field(default_factory=list)
+    created_at: datetime
+    closed_at: datetime | None = None
+
+
+class TrackerIssueDeleted(Deleted):
+    """A tracker issue was deleted or transferred away."""
+
+    TYPE = "prodops.tracker_issue.deleted.v1"
+
+
+# --- insights service ---------------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """Why a signal is what it is, with the ids that show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+T = TypeVar("T")
+
+
+class Change(BaseModel, Generic[T]):
+    """A value before and after."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    from_: T | None = Field(default=None, alias="from")
+    to: T
+
+
+class LaunchReadinessChanged(EventData):
+    """A launch's readiness status changed, or its score moved into another 10-point band."""
+
+    TYPE = "prodops.signal.launch_readiness.changed.v1"
+    SUBJECT_FIELD = "launch_key"
+    launch_key: str
+    status: Change[str]
+    score: Change[float]
+    components: dict[str, float]
+    reasons: list[Reason]
+
+
+class AlignmentChanged(EventData):
+    """Alignment of a workspace (area null) or of one product area moved."""
+
+    TYPE = "prodops.signal.alignment.changed.v1"
+    SUBJECT_FIELD = "scope"
+    area: str | None = None
+    alignment: Change[float]
+    strategic: Change[float]
+    customer: Change[float]
+    reasons: list[Reason]
+
+    @property
+    def scope(self) -> str:
+        """The subject: the area, or `workspace` for the whole workspace."""
+        return self.area or "workspace"
+
+
+CATALOGUE: dict[str, type[EventData]] = {
+    model.TYPE: model
+    for model in (
+        FeedbackReceived,
+        FeedbackUpdated,
+        FeedbackLinked,
+        FeedbackUnlinked,
+        FeedbackMerged,
+        FeedbackDeleted,
+        AccountUpserted,
+        ObjectiveUpserted,
+        ObjectiveDeleted,
+        ItemUpserted,
+        ItemDeleted,
+        LaunchUpserted,
+        LaunchDeleted,
+        TrackerIssueUpserted,
+        TrackerIssueDeleted,
+        LaunchReadinessChanged,
+        AlignmentChanged,
+    )
+}
+
+
+class Event(BaseModel):
+    """A CloudEvents 1.0 envelope in JSON structured mode, with our `workspace` extension."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    source: str
+    type: str
+    specversion: Literal["1.0"] = "1.0"
+    time: datetime
+    subject: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    workspace: Workspace
+    traceparent: str | None = None
+    data: dict[str, Any]
+
+    def parsed(self) -> EventData:
+        """The typed `data` of a catalogued type (raises on an unknown type or invalid data)."""
+        model = CATALOGUE.get(self.type)
+        if model is None:
+            raise UnknownEventTypeError(self.type)
+        return model.model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        """The JSON structured-mode body."""
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_bytes(cls, body: bytes) -> Event:
+        """Parse a structured-mode body."""
+        return cls.model_validate(orjson.loads(body))
+
+    def subject_tokens(self) -> str:
+        """`<aggregate>.<verb>.<workspace>`: the subject below the deployment's prefix."""
+        return f"{type_tokens(self.type)}.{self.workspace}"
+
+    def nats_subject(self, prefix: str) -> str:
+        """`<prefix>.<aggregate>.<verb>.<workspace>`, e.g. `prodops.feedback.received.acme`."""
+        return f"{prefix}.{self.subject_tokens()}"
+
+
+class UnknownEventTypeError(ValueError):
+    """An event type outside the catalogue."""
+
+
+def type_tokens(event_type: str) -> str:
+    """`prodops.feedback.received.v1` -> `feedback.received`."""
+    return event_type.removeprefix("prodops.").rsplit(".", 1)[0]
+
+
+def make_event(
+    data: EventData, *, service: str, workspace: str, traceparent: str | None = None
+) -> Event:
+    """Wrap `data` in a new envelope from `service` for `workspace`."""
+    return Event(
+        id=new_id(),
+        source=f"/prodops/{service}",
+        type=data.TYPE,
+        time=utcnow(),
+        subject=data.aggregate_id(),
+        workspace=workspace,
+        traceparent=traceparent,
+        data=data.model_dump(mode="json", by_alias=True),
+    )
+
+
+def envelope_model(data: type[EventData]) -> type[Event]:
+    """The envelope with its `data` typed: documents one event type in AsyncAPI."""
+    name = f"{data.__name__}Event"
+    model: type[Event] = create_model(name, __base__=Event, data=(data, ...))
+    model.__doc__ = f"`{data.TYPE}`: {data.__doc__}"
+    return model

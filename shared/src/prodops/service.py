@@ -1,0 +1,162 @@
+"""The composition root every service shares: pool, broker, relay, consumers and HTTP conventions.
+
+Nothing connects at import time: `create_service_app` returns an app whose lifespan builds and
+tears down every connection, so tests build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from prodops import __version__
+from prodops.auth import install_auth
+from prodops.broker import create_broker, ensure_stream, jetstream
+from prodops.consumer import EventConsumer
+from prodops.db import Pool, create_pool
+from prodops.events import EventData, envelope_model
+from prodops.idempotency import IdempotencyMiddleware
+from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware
+from prodops.outbox import OutboxRelay
+from prodops.problems import install_problem_handlers
+from prodops.settings import Settings
+from prodops.telemetry import instrument_app, setup_telemetry
+
+log = logging.getLogger(__name__)
+
+ConsumerFactory = Callable[[Pool, Settings], Sequence[EventConsumer]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes one service different from the others."""
+
+    name: str
+    description: str
+    routers: Sequence[APIRouter] = ()
+    emits: Sequence[type[EventData]] = ()
+    consumers: ConsumerFactory = field(default=lambda _pool, _settings: ())
+    unlimited_body_paths: Sequence[str] = ()
+
+
+@dataclass
+class Runtime:
+    """The live connections of a running service (on `app.state.runtime`)."""
+
+    settings: Settings
+    pool: Pool
+    broker: NatsBroker
+    relay: OutboxRelay
+    consumers: dict[str, EventConsumer]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
+    """Build the FastAPI app of a service; connections open in its lifespan."""
+    setup_telemetry(settings, service=spec.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await _start(settings, spec, app)
+        try:
+            yield
+        finally:
+            await _stop(runtime)
+
+    app = FastAPI(
+        title=f"prodops {spec.name}",
+        version=__version__,
+        description=spec.description,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    install_auth(app, settings)
+    from prodops.http_common import asyncapi_router, dead_letter_router, health_router
+
+    app.include_router(health_router)
+    app.include_router(dead_letter_router)
+    for router in spec.routers:
+        app.include_router(router)
+    app.state.asyncapi = AsyncAPI(title=f"prodops {spec.name} events", version=__version__)
+    app.include_router(asyncapi_router)
+    # Starlette wraps in reverse: the last added is outermost. Order: rate, size, idempotency.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.body_limit_bytes,
+        unlimited_paths=tuple(spec.unlimited_body_paths),
+    )
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate_per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+    instrument_app(app, service=spec.name, metrics_enabled=settings.metrics_enabled)
+    return app
+
+
+async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime:
+    pool = await create_pool(settings, schema=spec.name, max_size=settings.pool_max_size)
+    broker = create_broker(settings, service=spec.name)
+    consumers = {c.name: c for c in spec.consumers(pool, settings)}
+    for consumer in consumers.values():
+        consumer.register(broker)
+    _document_events(settings, spec, broker)
+    try:
+        await broker.connect()
+        js = jetstream(broker)
+        await ensure_stream(js, settings)
+        await broker.start()
+    except BaseException:
+        await pool.close()
+        raise
+    relay = OutboxRelay(pool=pool, js=js, settings=settings, service=spec.name)
+    runtime = Runtime(settings, pool, broker, relay, consumers)
+    runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+    runtime.tasks.append(asyncio.create_task(_purge_forever(relay), name=f"{spec.name}-purge"))
+    app.state.pool, app.state.runtime = pool, runtime
+    app.state.asyncapi.add_broker(broker)
+    return runtime
+
+
+def _document_events(settings: Settings, spec: ServiceSpec, broker: NatsBroker) -> None:
+    from prodops.events import type_tokens
+
+    for data in spec.emits:
+        broker.publisher(
+            f"{settings.subject_prefix}.{type_tokens(data.TYPE)}.*",
+            title=data.TYPE,
+            description=data.__doc__,
+            schema=envelope_model(data),
+        )
+
+
+async def _purge_forever(relay: OutboxRelay) -> None:
+    while True:
+        await asyncio.sleep(3600)
+        try:
+            await relay.purge()
+        except Exception:
+            log.exception("outbox purge failed")
+
+
+async def _stop(runtime: Runtime) -> None:
+    for task in runtime.tasks:
+        task.cancel()
+    for task in runtime.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    with contextlib.suppress(Exception):
+        await runtime.broker.stop()
+    await runtime.pool.close()

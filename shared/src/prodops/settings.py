@@ -1,0 +1,84 @@
+"""One typed settings object per service, read from `PRODOPS_*` variables and validated at start."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "prodops-development-secret-do-not-use-in-production"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Settings shared by every prodops service; each field maps to `PRODOPS_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="PRODOPS_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "production"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/prodops"
+    nats_url: str = "nats://127.0.0.1:4222"
+    app_role: str = Field(
+        default="prodops_app",
+        description="PostgreSQL role the services SET ROLE to; it owns no table, so RLS applies",
+    )
+
+    jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    stream_name: str = Field(default="PRODOPS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject_prefix: str = Field(
+        default="prodops",
+        pattern=r"^[a-z0-9_-]{1,32}$",
+        description="First token of every event subject; the stream takes `<prefix>.>`",
+    )
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    stream_duplicate_window_seconds: float = Field(default=900.0, ge=600.0)
+
+    body_limit_bytes: int = Field(default=1024 * 1024, gt=0)
+    rate_limit_per_second: float = Field(
+        default=200.0, ge=0, description="Requests per second per token and replica; 0 disables"
+    )
+    rate_limit_burst: int = Field(default=400, ge=1)
+    pool_max_size: int = Field(default=20, ge=2, le=500)
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_retention_hours: float = Field(default=72.0, gt=0)
+
+    consumer_batch_size: int = Field(default=200, ge=1, le=5_000)
+    consumer_max_deliver: int = Field(default=5, ge=1)
+    consumer_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+    consumer_ack_wait_seconds: float = Field(default=60.0, gt=0)
+    consumer_fetch_timeout_seconds: float = Field(
+        default=0.05, gt=0, description="How long a pull waits to fill a batch before handling it"
+    )
+
+    log_level: str = "INFO"
+    metrics_enabled: bool = True
+
+    host: str = "127.0.0.1"
+    feedback_port: int = 8001
+    roadmap_port: int = 8002
+    insights_port: int = 8003
+    data_dir: str = ".prodops"
+
+    @model_validator(mode="after")
+    def _refuse_development_secret(self) -> Self:
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if self.env != "development" and secret == DEVELOPMENT_JWT_SECRET:
+            raise ValueError(
+                "PRODOPS_JWT_SECRET is the development secret; it is refused unless "
+                "PRODOPS_ENV=development"
+            )
+        if secret is None and self.jwks_url is None:
+            if self.env != "development":
+                raise ValueError("set PRODOPS_JWT_SECRET (HS256) or PRODOPS_JWKS_URL")
+            object.__setattr__(self, "jwt_secret", SecretStr(DEVELOPMENT_JWT_SECRET))
+        if secret is not None and len(secret) < 32 and self.env == "production":
+            raise ValueError("PRODOPS_JWT_SECRET must be at least 32 characters")
+        return self

@@ -1,0 +1,254 @@
+"""Traces, metrics and JSON logs of a service; W3C traceparent helpers for the outbox and broker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+
+from fastapi import FastAPI, Response
+from fastapi.routing import iter_route_contexts
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from pythonjsonlogger.json import JsonFormatter
+from starlette.routing import Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prodops.settings import Settings
+
+__all__ = [
+    "EVENTS_CONSUMED",
+    "EVENTS_PUBLISHED",
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_DURATION",
+    "OUTBOX_LAG",
+    "WEBHOOKS_RECEIVED",
+    "current_traceparent",
+    "install_test_tracer",
+    "instrument_app",
+    "json_log_handler",
+    "setup_telemetry",
+    "span_from_traceparent",
+]
+
+# prometheus_client collectors are process-global: each is created once, here.
+HTTP_REQUESTS = Counter(
+    "prodops_http_requests_total",
+    "HTTP requests answered, by route template and status",
+    ["service", "method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "prodops_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template",
+    ["service", "method", "route"],
+)
+EVENTS_PUBLISHED = Counter(
+    "prodops_outbox_published_total", "Outbox events published to the broker", ["service"]
+)
+OUTBOX_LAG = Gauge("prodops_outbox_unsent", "Outbox events not yet published", ["service"])
+EVENTS_CONSUMED = Counter(
+    "prodops_events_consumed_total",
+    "Events handled, by outcome: applied, duplicate, stale, failed, dead_lettered",
+    ["service", "type", "outcome"],
+)
+WEBHOOKS_RECEIVED = Counter(
+    "prodops_webhooks_received_total",
+    "Inbound vendor webhook deliveries, by provider and outcome",
+    ["service", "provider", "outcome"],
+)
+
+_HANDLER_NAME = "prodops-json"
+_TRACEPARENT = TraceContextTextMapPropagator()
+_TRACER = trace.get_tracer("prodops")
+# Any other method a client invents is counted as OTHER, so it cannot grow the label set.
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass
+class _ProcessState:
+    test_exporter: InMemorySpanExporter | None = None
+
+
+_process = _ProcessState()
+
+
+def setup_telemetry(settings: Settings, *, service: str) -> None:
+    """Install the tracer provider (unless one is set) and the root logger's JSON handler."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(resource=Resource.create({"service.name": f"prodops-{service}"}))
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+        handler.close()
+    root.addHandler(json_log_handler(sys.stderr, service))
+    root.setLevel(settings.log_level.upper())
+
+
+def install_test_tracer() -> InMemorySpanExporter:
+    """Testing helper: keep every finished span in memory; each call returns the same exporter."""
+    if _process.test_exporter is None:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider(resource=Resource.create({"service.name": "prodops-test"}))
+            trace.set_tracer_provider(provider)
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        _process.test_exporter = exporter
+    return _process.test_exporter
+
+
+class _TraceContextFilter(logging.Filter):
+    """Stamps each record with the service and the current span's ids (hex; empty outside one)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span = trace.get_current_span().get_span_context()
+        record.__dict__.update(
+            service=self.service,
+            trace_id=format(span.trace_id, "032x") if span.is_valid else "",
+            span_id=format(span.span_id, "016x") if span.is_valid else "",
+        )
+        return True
+
+
+def json_log_handler(stream: IO[str], service: str) -> logging.Handler:
+    """A handler writing one JSON object per record to `stream`, with service and trace ids."""
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.addFilter(_TraceContextFilter(service))
+    handler.setFormatter(
+        JsonFormatter(
+            ["levelname", "name", "message", "service", "trace_id", "span_id"],
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+    )
+    return handler
+
+
+def instrument_app(app: FastAPI, *, service: str, metrics_enabled: bool = True) -> None:
+    """Trace every request (probes aside) and, when enabled, count them and serve /metrics."""
+    if getattr(app.state, "prodops_instrumented", False):
+        return
+    app.state.prodops_instrumented = True
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
+        asyncpg_instrumentor.instrument()
+    if not metrics_enabled:
+        return
+    app.add_middleware(_HTTPMetrics, service=service, router=app.router)
+
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+
+
+class _RouteTemplates:
+    """The full path template of each route of an app, looked up by the route in the ASGI scope.
+
+    FastAPI (>= 0.137) keeps included routers as a tree and puts the original route in
+    scope["route"], whose path lacks the prefixes of the routers it was included through.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self._by_route: dict[int, str] = {}
+
+    def of(self, route: object) -> str:
+        if route is None:
+            return "unmatched"
+        template = self._by_route.get(id(route))
+        if template is None:
+            self._by_route.update(self._collect())
+            own = str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
+            template = self._by_route.setdefault(id(route), own)
+        return template
+
+    def _collect(self) -> dict[int, str]:
+        templates: dict[int, set[str]] = {}
+        for context in iter_route_contexts(self._router.routes):
+            if context.path_format is not None:
+                templates.setdefault(id(context.original_route), set()).add(context.path_format)
+        # A router included under two prefixes gives one route two templates: keep its own path.
+        return {key: paths.pop() for key, paths in templates.items() if len(paths) == 1}
+
+
+class _HTTPMetrics:
+    """Pure ASGI middleware counting and timing requests by route template; bodies pass through."""
+
+    def __init__(self, app: ASGIApp, *, service: str, router: Router) -> None:
+        self.app = app
+        self.service = service
+        self.routes = _RouteTemplates(router)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            method = scope["method"] if scope["method"] in _HTTP_METHODS else "OTHER"
+            route = self.routes.of(scope.get("route"))
+            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(self.service, method, route).observe(
+                time.perf_counter() - started
+            )
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, or None outside a valid span."""
+    carrier: dict[str, str] = {}
+    _TRACEPARENT.inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextmanager
+def span_from_traceparent(
+    name: str,
+    traceparent: str | None,
+    *,
+    kind: SpanKind,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> Iterator[Span]:
+    """A current span continuing `traceparent`'s trace; a new trace when it is None or invalid."""
+    # An empty Context, not the current one: without a traceparent the span starts its own trace.
+    parent = _TRACEPARENT.extract({"traceparent": traceparent}) if traceparent else Context()
+    with _TRACER.start_as_current_span(
+        name, context=parent, kind=kind, attributes=attributes
+    ) as span:
+        yield span

@@ -1,0 +1,147 @@
+"""Faults the backbone survives: a consumer dying before its ack, a handler that keeps failing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from prodops.consumer import EventConsumer
+from prodops.db import Connection
+from prodops.events import Event, make_event
+from prodops.settings import Settings
+from support import (
+    auth,
+    count_applications,
+    create_app,
+    eventually,
+    item_upserted,
+    projections,
+    publish,
+    running,
+    summary,
+)
+
+
+async def test_consumer_killed_after_commit_before_ack_is_redelivered_and_applied_once(
+    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    killed: list[int] = []
+
+    async def die_before_ack(self: EventConsumer, deliveries: list[object]) -> None:
+        killed.append(len(deliveries))
+        raise SystemExit("consumer killed after commit, before ack")
+
+    applied: Counter[UUID] = Counter()
+    event = make_event(item_upserted(1, "Audit log"), service="roadmap", workspace=workspace)
+    with monkeypatch.context() as patch:
+        patch.setattr(EventConsumer, "_settle", die_before_ack)
+        first = create_app("insights", settings)
+        async with running(first):
+            count_applications(projections(first), applied)
+            await publish(settings, event)
+            await eventually(lambda: _value(killed), lambda k: k == [1])
+    assert applied[event.id] == 1  # committed, but never acknowledged
+    # The restarted consumer gets the message again once ack_wait has passed.
+    second = create_app("insights", settings)
+    async with running(second) as client:
+        count_applications(projections(second), applied)
+        consumer = projections(second)
+        await eventually(
+            lambda: _seen(consumer),
+            lambda n: n >= 1,
+            within=settings.consumer_ack_wait_seconds + 10,
+        )
+        counts = await summary(client, auth(settings, workspace))
+    assert applied[event.id] == 1
+    assert counts["items"] == 1
+
+
+async def _value(value: list[int]) -> list[int]:
+    return value
+
+
+async def _seen(consumer: EventConsumer) -> int:
+    return consumer.deliveries_seen
+
+
+async def test_failing_handler_is_retried_dead_lettered_listed_and_replayed(
+    settings: Settings, workspace: str
+) -> None:
+    # Back-off long enough that the events behind the poison are applied while it waits.
+    settings = settings.model_copy(update={"consumer_backoff_seconds": (1.0, 1.0)})
+    app = create_app("insights", settings)
+    async with running(app) as client:
+        consumer = projections(app)
+        poison = make_event(item_upserted(1, "Poison"), service="roadmap", workspace=workspace)
+        attempts: Counter[UUID] = Counter()
+        broken = {"on": True}
+        real = consumer.handlers[poison.type]
+
+        async def flaky(conn: Connection, event: Event) -> None:
+            if event.id == poison.id and broken["on"]:
+                attempts[event.id] += 1
+                raise RuntimeError("projection store rejected the item")
+            await real(conn, event)
+
+        consumer.handlers = {**consumer.handlers, poison.type: flaky}
+        behind = [
+            make_event(item_upserted(1, f"Next {n}"), service="roadmap", workspace=workspace)
+            for n in range(3)
+        ]
+        headers = auth(settings, workspace)
+        await publish(settings, poison, *behind)
+        # Events behind the poison flow while it is retried.
+        await eventually(lambda: summary(client, headers), lambda c: c["items"] == 3)
+        assert attempts[poison.id] < settings.consumer_max_deliver
+        dead = await eventually(lambda: _dead_letters(client, headers), lambda d: len(d) == 1)
+        assert attempts[poison.id] == settings.consumer_max_deliver
+        letter = dead[0]
+        assert letter["event_id"] == str(poison.id)
+        assert "projection store rejected the item" in letter["error"]
+        assert letter["deliveries"] == settings.consumer_max_deliver
+        assert letter["status"] == "dead"
+
+        broken["on"] = False
+        replay = await client.post(f"/v1/dead-letters/{letter['id']}/replay", headers=headers)
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["applied"] is True
+        assert (await summary(client, headers))["items"] == 4
+        again = await client.post(f"/v1/dead-letters/{letter['id']}/replay", headers=headers)
+        assert again.json()["applied"] is False
+        listed = (await client.get("/v1/dead-letters?status=replayed", headers=headers)).json()
+        assert [d["id"] for d in listed["items"]] == [letter["id"]]
+
+
+async def _dead_letters(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = await client.get("/v1/dead-letters", headers=headers)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_dead_letters_of_another_workspace_are_invisible_and_not_replayable(
+    settings: Settings, workspace: str
+) -> None:
+    app = create_app("insights", settings)
+    async with running(app) as client:
+        consumer = projections(app)
+        poison = make_event(item_upserted(1, "Poison"), service="roadmap", workspace=workspace)
+
+        async def always_fails(conn: Connection, event: Event) -> None:
+            raise ValueError("no")
+
+        consumer.handlers = {**consumer.handlers, poison.type: always_fails}
+        await publish(settings, poison)
+        mine = auth(settings, workspace)
+        dead = await eventually(lambda: _dead_letters(client, mine), lambda d: len(d) == 1)
+        theirs = auth(settings, "other-" + workspace[:20])
+        assert await _dead_letters(client, theirs) == []
+        stolen = await client.post(f"/v1/dead-letters/{dead[0]['id']}/replay", headers=theirs)
+        assert stolen.status_code == 404
+        assert stolen.headers["content-type"] == "application/problem+json"
+        no_admin = auth(settings, workspace, "insights:read")
+        assert (await client.get("/v1/dead-letters", headers=no_admin)).status_code == 403

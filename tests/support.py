@@ -1,0 +1,133 @@
+"""Helpers the tests share: running service apps in-process, tokens, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import nats
+from fastapi import FastAPI
+
+from insights.bootstrap import CONSUMER
+from prodops.auth import SCOPES, mint_token
+from prodops.consumer import EventConsumer, Handler
+from prodops.db import Connection
+from prodops.events import Event, ItemUpserted, new_id, utcnow
+from prodops.settings import Settings
+
+T = TypeVar("T")
+
+
+def create_app(service: str, settings: Settings) -> FastAPI:
+    """The app of one service, built from its composition root."""
+    import importlib
+
+    module = importlib.import_module(f"{service}.bootstrap")
+    app: FastAPI = module.create_app(settings)
+    return app
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (pool, broker, relay, consumers) and talk to it over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://prodops.test") as client:
+            yield client
+
+
+def auth(settings: Settings, workspace: str, *scopes: str) -> dict[str, str]:
+    """An Authorization header for `workspace` with `scopes` (every scope when none given)."""
+    token = mint_token(settings, workspace=workspace, scopes=list(scopes or sorted(SCOPES)))
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], within: float = 15.0
+) -> T:
+    """Poll `probe` until `until(value)` holds; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
+        await asyncio.sleep(0.05)
+
+
+async def publish(settings: Settings, *events: Event, msg_id: str | None = None) -> None:
+    """Publish events straight to the stream, as a relay would."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        for event in events:
+            headers = {"Nats-Msg-Id": msg_id or str(event.id)}
+            await js.publish(
+                event.nats_subject(settings.subject_prefix), event.to_bytes(), headers=headers
+            )
+    finally:
+        await nc.close()
+
+
+async def stream_messages(settings: Settings) -> int:
+    """How many messages the test's stream holds."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        info = await nc.jetstream().stream_info(settings.stream_name)
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def json_of(response: httpx.Response) -> Any:
+    """The JSON body, with the response in the message when it is not JSON."""
+    assert response.headers.get("content-type", "").endswith("json"), response.text
+    return response.json()
+
+
+def projections(app: FastAPI) -> EventConsumer:
+    """The insights consumer of a running app."""
+    consumer: EventConsumer = app.state.runtime.consumers[CONSUMER]
+    return consumer
+
+
+def count_applications(
+    consumer: EventConsumer, applied: Counter[UUID] | None = None
+) -> Counter[UUID]:
+    """Wrap every handler so the test sees how often each event id was applied."""
+    applied = Counter() if applied is None else applied
+
+    def counting(handler: Handler) -> Handler:
+        async def wrapper(conn: Connection, event: Event) -> None:
+            await handler(conn, event)
+            applied[event.id] += 1
+
+        return wrapper
+
+    consumer.handlers = {t: counting(h) for t, h in consumer.handlers.items()}
+    return applied
+
+
+async def summary(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, int]:
+    response = await client.get("/v1/summary", headers=headers)
+    assert response.status_code == 200, response.text
+    counts: dict[str, int] = response.json()
+    return counts
+
+
+def item_upserted(version: int, title: str, item_id: UUID | None = None) -> ItemUpserted:
+    return ItemUpserted(
+        id=item_id or new_id(),
+        key="CK-1",
+        title=title,
+        status="planned",
+        version=version,
+        updated_at=utcnow(),
+    )
