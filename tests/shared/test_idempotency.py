@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from prodops.auth import FeedbackWrite, install_auth, mint_token
 from prodops.db import Pool, create_pool
-from prodops.idempotency import IdempotencyMiddleware, purge_expired_keys
+from prodops.idempotency import IN_PROGRESS_LEASE_SECONDS, IdempotencyMiddleware, purge_expired_keys
 from prodops.limits import BodyLimitMiddleware
 from prodops.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
 from prodops.settings import Settings
@@ -222,3 +222,24 @@ async def test_oversized_streamed_body_is_refused_before_the_key_is_claimed(
     assert response.status_code == 413
     found = await pool.fetchval("SELECT count(*) FROM idempotency_key WHERE key = 'too-big-1'")
     assert found == 0
+
+
+async def test_claim_left_by_a_crashed_process_frees_up_after_its_lease(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str, calls: Counter[str]
+) -> None:
+    sent = headers(settings, workspace, "crashed-1")
+    # What a process that died mid-request leaves: a claim with no response, its lease run out.
+    await pool.execute(
+        "INSERT INTO idempotency_key (workspace, key, method, path, request_hash, expires_at) "
+        "VALUES ($1, 'crashed-1', 'POST', '/v1/notes', 'whatever', now() - interval '1 second')",
+        workspace,
+    )
+    answer = await client.post("/v1/notes", json={"title": "after the crash"}, headers=sent)
+    assert answer.status_code == 201
+    assert calls["notes"] == 1
+    expires = await pool.fetchval(
+        "SELECT expires_at - now() FROM idempotency_key WHERE workspace = $1 AND key = $2",
+        workspace,
+        "crashed-1",
+    )
+    assert expires.total_seconds() > IN_PROGRESS_LEASE_SECONDS  # the completed key keeps its TTL

@@ -218,3 +218,12 @@ def _message_id(msg: Msg) -> UUID:
         return UUID((msg.headers or {}).get("Nats-Msg-Id", ""))
     except ValueError:
         return new_id()
+
+
+_PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < now() - $1::float8 * interval '1 hour'"
+
+
+async def purge_inbox(pool: Pool, *, older_than_hours: float) -> int:
+    """Forget claims older than the redelivery horizon (version gating covers anything later)."""
+    status: str = await pool.execute(_PURGE_INBOX, older_than_hours)
+    return int(status.rsplit(maxsplit=1)[-1])

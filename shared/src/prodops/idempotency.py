@@ -19,6 +19,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY_HEADER = IDEMPOTENCY_HEADER.lower().encode()
 _VALID_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# An in-progress claim is a lease: if its process dies mid-request, the key frees up after
+# this long instead of answering "still in progress" until the whole TTL has passed.
+IN_PROGRESS_LEASE_SECONDS = 120.0
 # Only headers that describe the stored body; anything per-response (dates, trace ids) is not.
 _REPLAYED_HEADERS = ("content-type", "location")
 
@@ -48,7 +51,7 @@ WHERE workspace = $1 AND key = $2 AND expires_at > now()
 
 _COMPLETE = """
 UPDATE idempotency_key
-SET status = $4, headers = $5, body = $6
+SET status = $4, headers = $5, body = $6, expires_at = now() + make_interval(secs => $7)
 WHERE workspace = $1 AND key = $2 AND request_hash = $3 AND status IS NULL
 """
 
@@ -118,9 +121,10 @@ class IdempotencyMiddleware:
         body = await _read_body(receive)
         claim = _Claim(workspace, key, scope["method"], scope["path"], _request_hash(scope, body))
         pool: Pool = state.pool
-        stored = await _claim_or_find(pool, claim, state.settings.idempotency_ttl_hours)
+        stored = await _claim_or_find(pool, claim)
         if stored is None:
-            await _Execution(self.app, pool, claim).run(scope, _replay(body, receive), send)
+            ttl = state.settings.idempotency_ttl_hours * 3600
+            await _Execution(self.app, pool, claim, ttl).run(scope, _replay(body, receive), send)
             return
         await _answer_from(stored, claim)(scope, receive, send)
 
@@ -181,7 +185,7 @@ def _request_hash(scope: Scope, body: bytes) -> str:
     return digest.hexdigest()
 
 
-async def _claim_or_find(pool: Pool, claim: _Claim, ttl_hours: float) -> _Stored | None:
+async def _claim_or_find(pool: Pool, claim: _Claim) -> _Stored | None:
     """None once this request holds the key; otherwise what another request left in it."""
     # Two rounds: the row found conflicting may be released (or expire) before it is read.
     for _ in range(2):
@@ -192,7 +196,7 @@ async def _claim_or_find(pool: Pool, claim: _Claim, ttl_hours: float) -> _Stored
             claim.method,
             claim.path,
             claim.request_hash,
-            ttl_hours * 3600,
+            IN_PROGRESS_LEASE_SECONDS,
         )
         if claimed:
             return None
@@ -225,8 +229,8 @@ def _answer_from(stored: _Stored, claim: _Claim) -> Response:
 class _Execution:
     """One claimed request: runs the app, then stores its response or releases the key."""
 
-    def __init__(self, app: ASGIApp, pool: Pool, claim: _Claim) -> None:
-        self.app, self.pool, self.claim = app, pool, claim
+    def __init__(self, app: ASGIApp, pool: Pool, claim: _Claim, ttl_seconds: float) -> None:
+        self.app, self.pool, self.claim, self.ttl_seconds = app, pool, claim, ttl_seconds
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.chunks: list[bytes] = []
@@ -269,6 +273,7 @@ class _Execution:
             self.status,
             self.headers,
             b"".join(self.chunks),
+            self.ttl_seconds,
         )
         self.settled = True
 

@@ -16,6 +16,7 @@ import asyncpg
 import tenacity
 from asyncpg.pool import PoolConnectionProxy
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import SpanKind
 
@@ -70,10 +71,14 @@ async def add(conn: Connection, *events: Event) -> None:
 
 
 async def publish_rows(
-    js: JetStreamContext, rows: Sequence[asyncpg.Record], *, subject_prefix: str
+    js: JetStreamContext,
+    rows: Sequence[asyncpg.Record],
+    *,
+    subject_prefix: str,
+    ack_timeout: float = 10.0,
 ) -> None:
     """Publish outbox rows and wait until JetStream has acknowledged every one."""
-    pending = []
+    pending: list[asyncio.Future[PubAck]] = []
     for record in rows:
         subject = f"{subject_prefix}.{record['subject']}"
         with span_from_traceparent(
@@ -87,7 +92,14 @@ async def publish_rows(
             if traceparent:
                 headers["traceparent"] = traceparent
             pending.append(await js.publish_async(subject, record["payload"], headers=headers))
-    await asyncio.gather(*pending)
+    try:
+        # nats-py's ack futures never time out on their own: a broker that went away mid-batch
+        # would hold the batch (and its row locks) forever.
+        async with asyncio.timeout(ack_timeout):
+            await asyncio.gather(*pending)
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 class OutboxRelay:
@@ -103,7 +115,12 @@ class OutboxRelay:
             rows = await conn.fetch(_CLAIM, self._settings.outbox_batch_size)
             if not rows:
                 return 0
-            await publish_rows(self._js, rows, subject_prefix=self._settings.subject_prefix)
+            await publish_rows(
+                self._js,
+                rows,
+                subject_prefix=self._settings.subject_prefix,
+                ack_timeout=self._settings.outbox_publish_timeout_seconds,
+            )
             await self.mark_sent(conn, [r["position"] for r in rows])
         EVENTS_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
@@ -148,8 +165,17 @@ class OutboxRelay:
     async def _listen(self, channel: str) -> PoolConnectionProxy[asyncpg.Record] | None:
         try:
             conn = await self._pool.acquire()
-            await conn.add_listener(channel, self._on_notify)
         except Exception:
+            log.warning("LISTEN %s failed; the relay polls only", channel, exc_info=True)
+            return None
+        try:
+            await conn.add_listener(channel, self._on_notify)
+        except BaseException as exc:
+            # Cancelled or failed between acquire and LISTEN: give the connection back, or
+            # closing the pool would wait for it forever.
+            await self._pool.release(conn)
+            if not isinstance(exc, Exception):
+                raise
             log.warning("LISTEN %s failed; the relay polls only", channel, exc_info=True)
             return None
         return conn

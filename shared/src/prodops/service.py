@@ -20,10 +20,10 @@ from faststream.specification import AsyncAPI
 from prodops import __version__
 from prodops.auth import install_auth
 from prodops.broker import create_broker, ensure_stream, jetstream
-from prodops.consumer import EventConsumer
+from prodops.consumer import EventConsumer, purge_inbox
 from prodops.db import Pool, create_pool
 from prodops.events import EventData, envelope_model
-from prodops.idempotency import IdempotencyMiddleware
+from prodops.idempotency import IdempotencyMiddleware, purge_expired_keys
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
@@ -124,7 +124,8 @@ async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime
     relay = OutboxRelay(pool=pool, js=js, settings=settings, service=spec.name)
     runtime = Runtime(settings, pool, broker, relay, consumers)
     runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
-    runtime.tasks.append(asyncio.create_task(_purge_forever(relay), name=f"{spec.name}-purge"))
+    purge = _purge_forever(pool, relay, settings)
+    runtime.tasks.append(asyncio.create_task(purge, name=f"{spec.name}-purge"))
     app.state.pool, app.state.runtime = pool, runtime
     app.state.asyncapi.add_broker(broker)
     return runtime
@@ -142,13 +143,16 @@ def _document_events(settings: Settings, spec: ServiceSpec, broker: NatsBroker) 
         )
 
 
-async def _purge_forever(relay: OutboxRelay) -> None:
+async def _purge_forever(pool: Pool, relay: OutboxRelay, settings: Settings) -> None:
+    """Hourly: drop sent outbox rows, expired idempotency keys and old inbox claims."""
     while True:
         await asyncio.sleep(3600)
         try:
             await relay.purge()
+            await purge_expired_keys(pool)
+            await purge_inbox(pool, older_than_hours=settings.inbox_retention_hours)
         except Exception:
-            log.exception("outbox purge failed")
+            log.exception("periodic purge failed; trying again in an hour")
 
 
 async def _stop(runtime: Runtime) -> None:
@@ -159,4 +163,8 @@ async def _stop(runtime: Runtime) -> None:
             await task
     with contextlib.suppress(Exception):
         await runtime.broker.stop()
-    await runtime.pool.close()
+    try:
+        await asyncio.wait_for(runtime.pool.close(), 10)
+    except TimeoutError:
+        log.warning("database connections still busy after 10 s; terminating them")
+        runtime.pool.terminate()

@@ -48,8 +48,14 @@ class Settings(BaseSettings):
 
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_publish_timeout_seconds: float = Field(default=10.0, gt=0)
     outbox_retention_hours: float = Field(default=72.0, gt=0)
 
+    inbox_retention_hours: float = Field(
+        default=168.0,
+        ge=24.0,
+        description="How long consumed event ids are remembered for deduplication",
+    )
     consumer_batch_size: int = Field(default=200, ge=1, le=5_000)
     consumer_max_deliver: int = Field(default=5, ge=1)
     consumer_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)

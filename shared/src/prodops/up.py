@@ -31,14 +31,6 @@ from prodops.settings import Settings
 
 SERVICES = ("feedback", "roadmap", "insights")
 DEMO_WORKSPACE = "demo"
-ALL_SCOPES = (
-    "feedback:read",
-    "feedback:write",
-    "roadmap:read",
-    "roadmap:write",
-    "insights:read",
-    "admin",
-)
 TOKEN_TTL_SECONDS = 7 * 24 * 3600
 EXAMPLE_FEEDBACK = '{"title": "Export to CSV", "body": "please"}'
 DATABASE = "prodops"
@@ -84,8 +76,8 @@ class Stack:
     def stop(self) -> None:
         """Stop the services (SIGTERM, SIGKILL after a grace period), then NATS and PostgreSQL."""
         if self.stop_signal is not None:
-            print(f"prodops up: {signal.Signals(self.stop_signal).name}, stopping",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            name = signal.Signals(self.stop_signal).name
+            print(f"prodops up: {name}, stopping", file=sys.stderr, flush=True)
         _stop_children(self.children)
         for server in reversed(self.servers):
             server.stop()
@@ -123,7 +115,9 @@ def _run(stack: Stack, settings: Settings, data_dir: Path) -> int:
     _start_infrastructure(stack, data_dir)
     settings = Settings()  # again: it now reads the URLs of the servers just started
     if stack.stop_signal is None:
-        asyncio.run(_migrate(settings))
+        from prodops.migrations import migrate_all
+
+        asyncio.run(migrate_all(settings))
     for name in SERVICES:
         if stack.stop_signal is None:
             stack.children.append(_spawn(name, _port(settings, name), data_dir / "logs"))
@@ -217,12 +211,6 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
-async def _migrate(settings: Settings) -> None:
-    from prodops.migrations import migrate_all
-
-    await migrate_all(settings)
-
-
 def _port(settings: Settings, name: str) -> int:
     return int(getattr(settings, f"{name}_port"))
 
@@ -263,7 +251,7 @@ def _wait_until_ready(stack: Stack) -> None:
                 raise StartupError(_exited(child))
             if _ready(child.port):
                 waiting.remove(child)
-        if time.monotonic() > deadline:
+        if waiting and time.monotonic() > deadline:
             child = waiting[0]
             raise StartupError(
                 f"{child.name} was not ready within {READY_TIMEOUT_SECONDS:.0f}s; "
@@ -292,11 +280,11 @@ def _how(returncode: int) -> str:
 
 def _banner(settings: Settings, data_dir: Path) -> str:
     """The URLs, a development token and a request to paste."""
-    from prodops.auth import mint_token
+    from prodops.auth import SCOPES, mint_token
 
     try:
         token = "export TOKEN=" + mint_token(
-            settings, workspace=DEMO_WORKSPACE, scopes=ALL_SCOPES, ttl_seconds=TOKEN_TTL_SECONDS
+            settings, workspace=DEMO_WORKSPACE, scopes=sorted(SCOPES), ttl_seconds=TOKEN_TTL_SECONDS
         )
     except ValueError as exc:  # only a JWKS is configured: tokens come from its provider
         token = f"(none: {exc})"
