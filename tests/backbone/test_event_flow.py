@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from uuid import UUID
 
@@ -136,3 +137,29 @@ async def test_an_older_version_arriving_after_a_newer_one_changes_nothing(
         await conn.close()
     assert row is not None
     assert (row["version"], row["title"]) == (2, "Renamed")
+
+
+async def test_two_insights_replicas_share_the_stream_and_apply_each_event_once(
+    settings: Settings, workspace: str
+) -> None:
+    events = [
+        make_event(item_upserted(1, f"Item {n}"), service="roadmap", workspace=workspace)
+        for n in range(40)
+    ]
+    applied: Counter[UUID] = Counter()
+    first, second = create_app("insights", settings), create_app("insights", settings)
+    async with running(first) as client, running(second):
+        count_applications(projections(first), applied)
+        count_applications(projections(second), applied)
+        await publish(settings, *events)
+        counts = await eventually(
+            lambda: summary(client, auth(settings, workspace)), lambda c: c["items"] == 40
+        )
+        await eventually(lambda: _both(projections(first), projections(second)), lambda n: n >= 40)
+    assert counts["items"] == 40
+    assert sorted(applied.values()) == [1] * 40
+    assert set(applied) == {e.id for e in events}
+
+
+async def _both(a: EventConsumer, b: EventConsumer) -> int:
+    return a.deliveries_seen + b.deliveries_seen

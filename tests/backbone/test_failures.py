@@ -26,6 +26,10 @@ from support import (
 )
 
 
+class Killed(BaseException):
+    """The consumer dying: not an Exception, so nothing in it catches this."""
+
+
 async def test_consumer_killed_after_commit_before_ack_is_redelivered_and_applied_once(
     settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -33,7 +37,7 @@ async def test_consumer_killed_after_commit_before_ack_is_redelivered_and_applie
 
     async def die_before_ack(self: EventConsumer, deliveries: list[object]) -> None:
         killed.append(len(deliveries))
-        raise SystemExit("consumer killed after commit, before ack")
+        raise Killed("consumer killed after commit, before ack")
 
     applied: Counter[UUID] = Counter()
     event = make_event(item_upserted(1, "Audit log"), service="roadmap", workspace=workspace)

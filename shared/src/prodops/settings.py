@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     consumer_max_deliver: int = Field(default=5, ge=1)
     consumer_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
     consumer_ack_wait_seconds: float = Field(default=60.0, gt=0)
-    consumer_fetch_timeout_seconds: float = Field(
-        default=0.05, gt=0, description="How long a pull waits to fill a batch before handling it"
+    consumer_max_ack_pending: int = Field(
+        default=2000, ge=1, description="Messages a consumer may hold unacknowledged"
     )
 
     log_level: str = "INFO"
