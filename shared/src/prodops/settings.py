@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "prodops-development-secret-do-not-use-in-production"  # noqa: S105
+# A Fernet key (32 url-safe base64 bytes) for webhook secrets at rest, outside production only.
+DEVELOPMENT_SECRETS_KEY = "cHJvZG9wcy1kZXZlbG9wbWVudC1rZXktZG8tbm90LXU="
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,20 @@ class Settings(BaseSettings):
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key encrypting webhook secrets at rest (required in production)",
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL callers reach the services at, for webhook URLs"
+    )
+    source_secret_grace_hours: float = Field(
+        default=24.0, ge=0, description="How long a rotated-out webhook secret still verifies"
+    )
+    webhook_timestamp_tolerance_seconds: float = Field(
+        default=300.0, gt=0, description="How far a signed webhook timestamp may be off"
+    )
 
     stream_name: str = Field(default="PRODOPS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     subject_prefix: str = Field(
@@ -87,4 +103,18 @@ class Settings(BaseSettings):
             object.__setattr__(self, "jwt_secret", SecretStr(DEVELOPMENT_JWT_SECRET))
         if secret is not None and len(secret) < 32 and self.env == "production":
             raise ValueError("PRODOPS_JWT_SECRET must be at least 32 characters")
+        self._check_secrets_key()
         return self
+
+    def _check_secrets_key(self) -> None:
+        key = self.secrets_key.get_secret_value() if self.secrets_key else None
+        if key == DEVELOPMENT_SECRETS_KEY and self.env == "production":
+            raise ValueError("PRODOPS_SECRETS_KEY is the development key; refused in production")
+        if key is None:
+            if self.env == "production":
+                raise ValueError(
+                    "set PRODOPS_SECRETS_KEY (a Fernet key: "
+                    'python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())")'
+                )
+            object.__setattr__(self, "secrets_key", SecretStr(DEVELOPMENT_SECRETS_KEY))

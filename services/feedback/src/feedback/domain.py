@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -44,3 +46,27 @@ def normalise_tags(tags: list[str]) -> list[str]:
 
 class Feedback(FeedbackState):
     """A feedback item: its whole current state and version."""
+
+
+class TicketSnapshot(BaseModel):
+    """What one support-desk event says about a ticket or conversation, vendor-neutral.
+
+    A field left None is not known from this event and stays as stored; `tags_added` and
+    `tags_removed` serve vendors that announce tag changes one by one instead of the full set.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=200)
+    title: str | None = None
+    body: str | None = None
+    url: str | None = None
+    status: Literal["open", "archived"] | None = None
+    tags: list[str] | None = None
+    tags_added: list[str] = Field(default_factory=list)
+    tags_removed: list[str] = Field(default_factory=list)
+    priority: Priority | None = None
+    sentiment: float | None = Field(default=None, ge=-1, le=1)
+    customer: Customer | None = None
+    account_external_id: str | None = None
+    created_at: datetime | None = None

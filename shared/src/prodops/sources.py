@@ -1,0 +1,237 @@
+"""The registry of inbound webhook sources: one per vendor integration of a workspace.
+
+Secrets are encrypted at rest with the settings' Fernet key and shown once, when a source is
+created or rotated; a rotated-out secret keeps verifying for a grace period.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from cryptography.fernet import Fernet
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from prodops.auth import Admin
+from prodops.db import Pool, workspace_transaction
+from prodops.events import new_id, utcnow
+from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.settings import Settings
+from prodops.standard_webhooks import new_secret
+
+_INSERT = """
+INSERT INTO webhook_source (id, workspace, provider, name, secret) VALUES ($1, $2, $3, $4, $5)
+RETURNING *
+"""
+_LIST = """
+SELECT * FROM webhook_source
+WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2::uuid))
+ORDER BY created_at DESC, id DESC LIMIT $3
+"""
+_GET = "SELECT * FROM webhook_source WHERE id = $1"
+_ROTATE = """
+UPDATE webhook_source
+SET previous_secret = secret, previous_secret_expires_at = $3, secret = $2, rotated_at = now()
+WHERE id = $1 RETURNING *
+"""
+_DELETE = "DELETE FROM webhook_source WHERE id = $1"
+# Webhook requests carry no token: the source id in the URL names the workspace.
+_FOR_WEBHOOK = """
+SELECT workspace, secret, previous_secret, previous_secret_expires_at FROM webhook_source
+WHERE id = $1 AND provider = $2
+"""
+
+
+class SecretBox:
+    """Encrypts secrets for storage with the settings' Fernet key."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.secrets_key is not None  # the settings validator guarantees one
+        self._fernet = Fernet(settings.secrets_key.get_secret_value())
+
+    def seal(self, secret: str) -> bytes:
+        """The stored form of a secret."""
+        return self._fernet.encrypt(secret.encode())
+
+    def open(self, sealed: bytes) -> str:
+        """The secret a stored form holds."""
+        return self._fernet.decrypt(sealed).decode()
+
+
+class SourceIn(BaseModel):
+    """A source to register."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = Field(description="the vendor, e.g. zendesk or github")
+    name: str = Field(min_length=1, max_length=200)
+    secret: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=500,
+        description="the signing secret the vendor issued; one is generated when omitted",
+    )
+
+
+class RotateIn(BaseModel):
+    """A new secret for a source (generated when omitted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str | None = Field(default=None, min_length=8, max_length=500)
+
+
+class Source(BaseModel):
+    """A registered source; its secret is never shown again."""
+
+    id: UUID
+    provider: str
+    name: str
+    webhook_url: str
+    created_at: datetime
+    rotated_at: datetime | None
+    previous_secret_expires_at: datetime | None
+
+
+class SourceWithSecret(Source):
+    """A source as created or rotated: the only time its secret is shown."""
+
+    secret: str
+
+
+@dataclass(frozen=True)
+class WebhookSource:
+    """What a webhook request needs to know about its source."""
+
+    workspace: str
+    secrets: list[str]
+
+
+def _generate_secret(provider: str) -> str:
+    return new_secret() if provider == "generic" else secrets.token_urlsafe(32)
+
+
+def _source(row: Any, settings: Settings) -> Source:
+    base = (settings.public_url or "").rstrip("/")
+    return Source(
+        id=row["id"],
+        provider=row["provider"],
+        name=row["name"],
+        webhook_url=f"{base}/webhooks/{row['provider']}/{row['id']}",
+        created_at=row["created_at"],
+        rotated_at=row["rotated_at"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+    )
+
+
+async def webhook_source(
+    pool: Pool, settings: Settings, *, provider: str, source_id: UUID
+) -> WebhookSource | None:
+    """The workspace and the secrets that verify a webhook for this source, if it exists."""
+    row = await pool.fetchrow(_FOR_WEBHOOK, source_id, provider)
+    if row is None:
+        return None
+    box = SecretBox(settings)
+    valid = [box.open(row["secret"])]
+    expires = row["previous_secret_expires_at"]
+    if row["previous_secret"] is not None and expires is not None and expires > utcnow():
+        valid.append(box.open(row["previous_secret"]))
+    return WebhookSource(row["workspace"], valid)
+
+
+def sources_router(*, providers: Collection[str]) -> APIRouter:
+    """`/v1/sources`: register, list, get, rotate and delete sources of these providers."""
+    router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
+    known = sorted(providers)
+
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=SourceWithSecret,
+        dependencies=[Depends(require_json)],
+    )
+    async def create_source(
+        request: Request, response: Response, body: SourceIn, principal: Admin
+    ) -> SourceWithSecret:
+        """Register a source; the answer carries its webhook URL and, this once, its secret."""
+        if body.provider not in known:
+            raise ProblemError(
+                422, "Unprocessable Content", f"provider must be one of: {', '.join(known)}"
+            )
+        settings: Settings = request.app.state.settings
+        secret = body.secret or _generate_secret(body.provider)
+        async with _transaction(request, principal.workspace) as conn:
+            row = await conn.fetchrow(
+                _INSERT,
+                new_id(),
+                principal.workspace,
+                body.provider,
+                body.name,
+                SecretBox(settings).seal(secret),
+            )
+        source = _source(row, settings)
+        response.headers["Location"] = f"/v1/sources/{source.id}"
+        return SourceWithSecret(**source.model_dump(), secret=secret)
+
+    @router.get("", response_model=Page[Source])
+    async def list_sources(
+        request: Request, principal: Admin, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[Source]:
+        """The workspace's sources, newest first (never their secrets)."""
+        after: list[Any] = [None, None]
+        if cursor:
+            created, ident = decode_cursor(cursor)
+            after = [datetime.fromisoformat(created), UUID(ident)]
+        async with _transaction(request, principal.workspace) as conn:
+            rows = await conn.fetch(_LIST, *after, limit + 1)
+        items = [_source(r, request.app.state.settings) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
+        return Page[Source](items=items, next_cursor=next_cursor)
+
+    @router.get("/{source_id}", response_model=Source)
+    async def get_source(request: Request, source_id: UUID, principal: Admin) -> Source:
+        """One source (never its secret)."""
+        async with _transaction(request, principal.workspace) as conn:
+            row = await conn.fetchrow(_GET, source_id)
+        if row is None:
+            raise ProblemError(404, "Not Found", "no such source in this workspace")
+        return _source(row, request.app.state.settings)
+
+    @router.post("/{source_id}/rotate", response_model=SourceWithSecret)
+    async def rotate_source(
+        request: Request, source_id: UUID, principal: Admin, body: RotateIn | None = None
+    ) -> SourceWithSecret:
+        """Replace the secret; the old one keeps verifying for the grace period."""
+        settings: Settings = request.app.state.settings
+        async with _transaction(request, principal.workspace) as conn:
+            current = await conn.fetchrow(_GET, source_id)
+            if current is None:
+                raise ProblemError(404, "Not Found", "no such source in this workspace")
+            secret = (body.secret if body else None) or _generate_secret(current["provider"])
+            grace = utcnow() + timedelta(hours=settings.source_secret_grace_hours)
+            row = await conn.fetchrow(_ROTATE, source_id, SecretBox(settings).seal(secret), grace)
+        return SourceWithSecret(**_source(row, settings).model_dump(), secret=secret)
+
+    @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete_source(request: Request, source_id: UUID, principal: Admin) -> Response:
+        """Delete a source; its webhook URL answers 404 from now on."""
+        async with _transaction(request, principal.workspace) as conn:
+            result = await conn.execute(_DELETE, source_id)
+        if result.endswith(" 0"):
+            raise ProblemError(404, "Not Found", "no such source in this workspace")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return router
+
+
+def _transaction(request: Request, workspace: str) -> Any:
+    settings: Settings = request.app.state.settings
+    return workspace_transaction(request.app.state.pool, workspace, role=settings.app_role)

@@ -1,0 +1,302 @@
+"""Inbound webhooks: verify as the vendor signs, store once, answer fast, normalise, replay.
+
+`POST /webhooks/<provider>/<source_id>` follows design.md §4: the body limit answers 413 before
+the body is read whole; a bad signature is 401 with nothing stored; the delivery is stored under a
+unique (source, vendor delivery key), so a redelivery is answered 2xx and changes nothing; a 2xx
+goes out only after the commit; a payload the mapper cannot handle is kept as `failed` with its
+error (answered 2xx) and can be replayed after a fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from prodops.auth import Admin
+from prodops.db import Connection, workspace_transaction
+from prodops.events import new_id
+from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.settings import Settings
+from prodops.sources import webhook_source
+from prodops.standard_webhooks import SignatureError
+from prodops.telemetry import WEBHOOKS_RECEIVED
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Delivery",
+    "Identity",
+    "InboundWebhook",
+    "MalformedWebhookError",
+    "Normalizer",
+    "Provider",
+    "SignatureError",
+    "body_hash",
+    "webhook_routers",
+]
+
+
+@dataclass(frozen=True)
+class InboundWebhook:
+    """One webhook request as received: lower-cased headers and the raw body bytes."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a delivery is: the vendor's stable delivery key and its event type."""
+
+    delivery_key: str
+    event_type: str
+
+
+class MalformedWebhookError(Exception):
+    """A verified request whose body or headers cannot be understood (answered 400)."""
+
+
+class Provider(Protocol):
+    """One vendor's scheme: how it signs, how it identifies deliveries, its setup handshake."""
+
+    name: str
+
+    def verify(
+        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
+    ) -> None:
+        """Raise SignatureError unless the request is signed with one of `secrets`."""
+
+    def identify(self, webhook: InboundWebhook) -> Identity:
+        """The dedup key (stable across the vendor's retries) and the event type."""
+
+    def handshake(self, webhook: InboundWebhook) -> Response | None:
+        """The answer to a setup request (a ping or a challenge), or None for a delivery."""
+
+
+def body_hash(webhook: InboundWebhook) -> str:
+    """A dedup key for vendors that send no delivery id: the hash of the signed body."""
+    return "sha256:" + hashlib.sha256(webhook.body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A stored delivery, as the service's normaliser sees it."""
+
+    id: UUID
+    workspace: str
+    source_id: UUID
+    provider: str
+    event_type: str
+    body: bytes
+    received_at: datetime
+
+
+# Writes the domain rows of a delivery in the caller's transaction; False means "not a type this
+# service acts on" (stored as `ignored`). Raising stores the delivery as `failed`.
+Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
+
+_INSERT = """
+INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (source_id, delivery_key) DO NOTHING
+RETURNING received_at
+"""
+_SETTLE = """
+UPDATE webhook_delivery SET status = $2, error = $3, processed_at = now() WHERE id = $1
+"""
+_LIST = """
+SELECT id, source_id, provider, delivery_key, event_type, received_at, status, error,
+       processed_at
+FROM webhook_delivery
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3::uuid))
+ORDER BY received_at DESC, id DESC LIMIT $4
+"""
+_GET = "SELECT * FROM webhook_delivery WHERE id = $1 FOR UPDATE"
+
+Status = Literal["received", "processed", "ignored", "failed"]
+
+
+class DeliveryView(BaseModel):
+    """A stored delivery and what became of it."""
+
+    id: UUID
+    source_id: UUID
+    provider: str
+    delivery_key: str
+    event_type: str
+    received_at: datetime
+    status: Status
+    error: str | None
+    processed_at: datetime | None
+
+
+class Accepted(BaseModel):
+    """The answer to a vendor: stored (or already stored) and what became of it."""
+
+    id: UUID | None
+    status: Literal["processed", "ignored", "failed", "duplicate"]
+
+
+async def _normalise(conn: Connection, normalize: Normalizer, delivery: Delivery) -> Status:
+    try:
+        async with conn.transaction():
+            handled = await normalize(conn, delivery)
+    except Exception as exc:  # noqa: BLE001 - any mapper failure is kept with its error
+        log.warning("delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc)
+        await conn.execute(_SETTLE, delivery.id, "failed", f"{type(exc).__name__}: {exc}")
+        return "failed"
+    outcome: Status = "processed" if handled else "ignored"
+    await conn.execute(_SETTLE, delivery.id, outcome, None)
+    return outcome
+
+
+def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer) -> list[APIRouter]:
+    """The inbound webhook endpoint and `/v1/deliveries` (list, replay) for these providers."""
+    inbound = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
+    deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES)
+
+    @inbound.post("/webhooks/{provider}/{source_id}", response_model=Accepted)
+    async def receive(request: Request, provider: str, source_id: UUID) -> Response:
+        """A vendor's delivery: verified, stored once, normalised; 2xx only after the commit."""
+        scheme = providers.get(provider)
+        settings: Settings = request.app.state.settings
+        source = None
+        if scheme is not None:
+            pool = request.app.state.pool
+            source = await webhook_source(pool, settings, provider=provider, source_id=source_id)
+        if scheme is None or source is None:
+            raise ProblemError(404, "Not Found", "no such webhook source")
+        webhook = InboundWebhook(
+            {k.lower(): v for k, v in request.headers.items()}, await request.body()
+        )
+        try:
+            scheme.verify(
+                webhook,
+                source.secrets,
+                now=time.time(),
+                tolerance=settings.webhook_timestamp_tolerance_seconds,
+            )
+        except SignatureError as exc:
+            WEBHOOKS_RECEIVED.labels(request.app.title, provider, "unauthorized").inc()
+            raise ProblemError(401, "Unauthorized", f"webhook signature: {exc}") from exc
+        answer = scheme.handshake(webhook)
+        if answer is not None:
+            return answer
+        try:
+            identity = scheme.identify(webhook)
+        except MalformedWebhookError as exc:
+            raise ProblemError(400, "Bad Request", str(exc)) from exc
+        return await _store(
+            request,
+            provider=provider,
+            source_id=source_id,
+            workspace=source.workspace,
+            identity=identity,
+            webhook=webhook,
+            normalize=normalize,
+        )
+
+    @deliveries.get("", response_model=Page[DeliveryView])
+    async def list_deliveries(
+        request: Request,
+        principal: Admin,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        status: Status | None = None,
+    ) -> Page[DeliveryView]:
+        """The workspace's deliveries, newest first; `?status=failed` for those to fix."""
+        after: list[Any] = [None, None]
+        if cursor:
+            received, ident = decode_cursor(cursor)
+            after = [datetime.fromisoformat(received), UUID(ident)]
+        async with _transaction(request, principal.workspace) as conn:
+            rows = await conn.fetch(_LIST, status, *after, limit + 1)
+        items = [DeliveryView(**dict(r.items())) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor([items[-1].received_at.isoformat(), str(items[-1].id)])
+        return Page[DeliveryView](items=items, next_cursor=next_cursor)
+
+    @deliveries.post("/{delivery_id}/replay", response_model=DeliveryView)
+    async def replay_delivery(
+        request: Request, delivery_id: UUID, principal: Admin
+    ) -> DeliveryView:
+        """Normalise a stored delivery again (after a fix); its new status is answered."""
+        async with _transaction(request, principal.workspace) as conn:
+            row = await conn.fetchrow(_GET, delivery_id)
+            if row is None:
+                raise ProblemError(404, "Not Found", "no such delivery in this workspace")
+            delivery = Delivery(
+                row["id"],
+                row["workspace"],
+                row["source_id"],
+                row["provider"],
+                row["event_type"],
+                row["body"],
+                row["received_at"],
+            )
+            await _normalise(conn, normalize, delivery)
+            row = await conn.fetchrow(_GET, delivery_id)
+        fields = {k: v for k, v in row.items() if k in DeliveryView.model_fields}
+        return DeliveryView(**fields)
+
+    return [inbound, deliveries]
+
+
+async def _store(
+    request: Request,
+    *,
+    provider: str,
+    source_id: UUID,
+    workspace: str,
+    identity: Identity,
+    webhook: InboundWebhook,
+    normalize: Normalizer,
+) -> Response:
+    delivery_id = new_id()
+    async with _transaction(request, workspace) as conn:
+        received_at = await conn.fetchval(
+            _INSERT,
+            delivery_id,
+            workspace,
+            source_id,
+            provider,
+            identity.delivery_key,
+            identity.event_type,
+            webhook.body,
+        )
+        if received_at is None:
+            outcome = "duplicate"
+        else:
+            delivery = Delivery(
+                delivery_id,
+                workspace,
+                source_id,
+                provider,
+                identity.event_type,
+                webhook.body,
+                received_at,
+            )
+            outcome = await _normalise(conn, normalize, delivery)
+    WEBHOOKS_RECEIVED.labels(request.app.title, provider, outcome).inc()
+    body = Accepted(id=None if outcome == "duplicate" else delivery_id, status=outcome)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=200 if outcome == "duplicate" else 202
+    )
+
+
+def _transaction(request: Request, workspace: str) -> Any:
+    settings: Settings = request.app.state.settings
+    return workspace_transaction(request.app.state.pool, workspace, role=settings.app_role)
