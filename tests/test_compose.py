@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("feedback", "roadmap", "insights")
 PRODOPS_COMMANDS = {("prodops", "migrate"), *(("prodops", "serve", name) for name in SERVICES)}
 # Values the person running compose must supply (`${VAR:?...}`), as a test stands in for them.
-REQUIRED_INPUTS = {"PRODOPS_JWT_SECRET": "compose-test-secret-" + "x" * 32}
+REQUIRED_INPUTS = {
+    "PRODOPS_JWT_SECRET": "compose-test-secret-" + "x" * 32,
+    "PRODOPS_SECRETS_KEY": "Y29tcG9zZS10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGU=",
+}
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -115,12 +118,13 @@ def test_each_service_environment_starts_valid_settings(monkeypatch: pytest.Monk
         assert settings.host == "0.0.0.0", f"{name} would listen on loopback only"
 
 
-def test_the_jwt_secret_must_come_from_the_person_running_compose() -> None:
+@pytest.mark.parametrize("variable", ["PRODOPS_JWT_SECRET", "PRODOPS_SECRETS_KEY"])
+def test_secrets_must_come_from_the_person_running_compose(variable: str) -> None:
     for name, spec in built_services().items():
-        secret = environment(spec)["PRODOPS_JWT_SECRET"]
+        secret = environment(spec)[variable]
         match = INTERPOLATION.fullmatch(secret)
-        assert match, f"{name} has a literal PRODOPS_JWT_SECRET committed"
-        assert match["op"] == ":?", f"{name} must refuse to start without PRODOPS_JWT_SECRET"
+        assert match, f"{name} has a literal {variable} committed"
+        assert match["op"] == ":?", f"{name} must refuse to start without {variable}"
 
 
 def test_built_services_run_the_prodops_command() -> None:

@@ -136,7 +136,14 @@ def test_settings_come_only_from_settings_fields(
     for variable in values:
         if variable.startswith("PRODOPS_"):
             assert variable.removeprefix("PRODOPS_").lower() in fields, variable
-    use_only(monkeypatch, {**values, "PRODOPS_JWT_SECRET": "k" * 48})
+    use_only(
+        monkeypatch,
+        {
+            **values,
+            "PRODOPS_JWT_SECRET": "k" * 48,
+            "PRODOPS_SECRETS_KEY": "ZGVwbG95LXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=",
+        },
+    )
     settings = Settings()
     assert settings.env == "production"
     assert settings.host == "0.0.0.0", "pods would listen on loopback only"

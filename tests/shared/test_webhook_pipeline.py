@@ -1,0 +1,262 @@
+"""The shared inbound-webhook pipeline against the real database: sources, verify, dedup, replay."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+
+from prodops.auth import install_auth
+from prodops.db import Connection, Pool, create_pool
+from prodops.limits import BodyLimitMiddleware
+from prodops.problems import install_problem_handlers
+from prodops.settings import Settings
+from prodops.sources import sources_router
+from prodops.webhooks import (
+    Delivery,
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+    webhook_routers,
+)
+from support import auth
+
+
+class Signed:
+    """A vendor that signs the body with hex HMAC-SHA256 in `x-signature`."""
+
+    name = "signed"
+
+    def verify(
+        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
+    ) -> None:
+        offered = webhook.headers.get("x-signature", "")
+        for secret in secrets:
+            expected = hmac.new(secret.encode(), webhook.body, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, offered):
+                return
+        raise SignatureError("no signature matches")
+
+    def identify(self, webhook: InboundWebhook) -> Identity:
+        try:
+            body = orjson.loads(webhook.body)
+            return Identity(str(body["id"]), str(body["type"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MalformedWebhookError("body needs an id and a type") from exc
+
+    def handshake(self, webhook: InboundWebhook) -> Response | None:
+        if webhook.headers.get("x-ping"):
+            return JSONResponse({"pong": True})
+        return None
+
+
+@dataclass
+class Mapper:
+    """A normaliser the test controls."""
+
+    seen: list[Delivery] = field(default_factory=list)
+    broken: bool = False
+
+    async def __call__(self, conn: Connection, delivery: Delivery) -> bool:
+        if self.broken:
+            raise ValueError("cannot map this payload")
+        self.seen.append(delivery)
+        return bool(orjson.loads(delivery.body)["type"] != "unknown")
+
+
+def signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(payload)
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Signature": signature, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[Pool]:
+    pool = await create_pool(settings, schema="feedback")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def mapper() -> Mapper:
+    return Mapper()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, pool: Pool, mapper: Mapper
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_auth(app, settings)
+    app.state.pool, app.state.settings = pool, settings
+    app.include_router(sources_router(providers={"signed"}))
+    for router in webhook_routers(providers={"signed": Signed()}, normalize=mapper):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, limit=4096)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield http
+
+
+async def register(client: httpx.AsyncClient, settings: Settings, workspace: str) -> dict[str, Any]:
+    answer = await client.post(
+        "/v1/sources",
+        headers=auth(settings, workspace, "admin"),
+        json={"provider": "signed", "name": "Support desk"},
+    )
+    assert answer.status_code == 201, answer.text
+    source: dict[str, Any] = answer.json()
+    return source
+
+
+async def deliveries(pool: Pool, workspace: str) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM webhook_delivery WHERE workspace = $1", workspace
+    )
+    return count
+
+
+async def test_signed_delivery_is_stored_once_and_normalised_once(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    assert source["webhook_url"] == f"/webhooks/signed/{source['id']}"
+    body, headers = signed(source["secret"], {"id": "evt-1", "type": "ticket.created"})
+    first = await client.post(source["webhook_url"], content=body, headers=headers)
+    again = await client.post(source["webhook_url"], content=body, headers=headers)
+    assert (first.status_code, first.json()["status"]) == (202, "processed")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert len(mapper.seen) == 1
+    assert mapper.seen[0].workspace == workspace
+    assert await deliveries(pool, workspace) == 1
+
+
+async def test_bad_signature_unknown_source_oversize_and_garbage_store_nothing(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    url = source["webhook_url"]
+    body, headers = signed("not-the-secret", {"id": "evt-2", "type": "ticket.created"})
+    forged = await client.post(url, content=body, headers=headers)
+    assert forged.status_code == 401
+    assert forged.headers["content-type"] == "application/problem+json"
+    assert source["secret"] not in forged.text
+    tampered_body, good_headers = signed(source["secret"], {"id": "evt-3", "type": "t"})
+    tampered = await client.post(url, content=tampered_body + b" ", headers=good_headers)
+    assert tampered.status_code == 401
+    unknown = await client.post(
+        "/webhooks/signed/00000000-0000-7000-8000-000000000000", content=body, headers=headers
+    )
+    assert unknown.status_code == 404
+    wrong_vendor = await client.post(url.replace("/signed/", "/zendesk/"), content=body)
+    assert wrong_vendor.status_code == 404
+    huge, huge_headers = signed(source["secret"], {"id": "evt-4", "type": "t", "x": "y" * 5000})
+    assert (await client.post(url, content=huge, headers=huge_headers)).status_code == 413
+    garbage = b"not json"
+    signature = hmac.new(source["secret"].encode(), garbage, hashlib.sha256).hexdigest()
+    bad = await client.post(url, content=garbage, headers={"X-Signature": signature})
+    assert bad.status_code == 400
+    assert await deliveries(pool, workspace) == 0
+    assert mapper.seen == []
+
+
+async def test_handshake_is_answered_without_storing(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    body, headers = signed(source["secret"], {"zen": "ping"})
+    answer = await client.post(
+        source["webhook_url"], content=body, headers={**headers, "X-Ping": "1"}
+    )
+    assert answer.json() == {"pong": True}
+    assert await deliveries(pool, workspace) == 0
+
+
+async def test_failed_mapping_is_kept_listed_and_replayed_after_a_fix(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    admin = auth(settings, workspace, "admin")
+    mapper.broken = True
+    body, headers = signed(source["secret"], {"id": "evt-5", "type": "ticket.created"})
+    answer = await client.post(source["webhook_url"], content=body, headers=headers)
+    assert (answer.status_code, answer.json()["status"]) == (202, "failed")
+    failed = (await client.get("/v1/deliveries?status=failed", headers=admin)).json()["items"]
+    assert [d["delivery_key"] for d in failed] == ["evt-5"]
+    assert "cannot map this payload" in failed[0]["error"]
+    mapper.broken = False
+    replayed = await client.post(f"/v1/deliveries/{failed[0]['id']}/replay", headers=admin)
+    assert replayed.status_code == 200
+    assert (replayed.json()["status"], replayed.json()["error"]) == ("processed", None)
+    assert (await client.get("/v1/deliveries?status=failed", headers=admin)).json()["items"] == []
+    body, headers = signed(source["secret"], {"id": "evt-6", "type": "unknown"})
+    ignored = await client.post(source["webhook_url"], content=body, headers=headers)
+    assert ignored.json()["status"] == "ignored"
+
+
+async def test_secrets_are_shown_once_encrypted_at_rest_and_rotate_with_grace(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    admin = auth(settings, workspace, "admin")
+    listed = (await client.get("/v1/sources", headers=admin)).json()["items"]
+    fetched = (await client.get(f"/v1/sources/{source['id']}", headers=admin)).json()
+    assert "secret" not in listed[0]
+    assert "secret" not in fetched
+    stored = await pool.fetchval("SELECT secret FROM webhook_source WHERE id = $1", source["id"])
+    assert source["secret"].encode() not in stored
+    rotated = (await client.post(f"/v1/sources/{source['id']}/rotate", headers=admin)).json()
+    assert rotated["secret"] != source["secret"]
+    for n, secret in enumerate([source["secret"], rotated["secret"]]):
+        body, headers = signed(secret, {"id": f"rot-{n}", "type": "t"})
+        answer = await client.post(source["webhook_url"], content=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+    await pool.execute(
+        "UPDATE webhook_source SET previous_secret_expires_at = now() WHERE id = $1", source["id"]
+    )
+    body, headers = signed(source["secret"], {"id": "rot-late", "type": "t"})
+    assert (
+        await client.post(source["webhook_url"], content=body, headers=headers)
+    ).status_code == 401
+    deleted = await client.delete(f"/v1/sources/{source['id']}", headers=admin)
+    assert deleted.status_code == 204
+    body, headers = signed(rotated["secret"], {"id": "after-delete", "type": "t"})
+    assert (
+        await client.post(source["webhook_url"], content=body, headers=headers)
+    ).status_code == 404
+
+
+async def test_sources_and_deliveries_of_another_workspace_are_out_of_reach(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    body, headers = signed(source["secret"], {"id": "evt-7", "type": "t"})
+    await client.post(source["webhook_url"], content=body, headers=headers)
+    mine = (await client.get("/v1/deliveries", headers=auth(settings, workspace, "admin"))).json()
+    other = auth(settings, f"b-{workspace}"[:60], "admin")
+    assert (await client.get(f"/v1/sources/{source['id']}", headers=other)).status_code == 404
+    assert (await client.get("/v1/sources", headers=other)).json()["items"] == []
+    assert (await client.get("/v1/deliveries", headers=other)).json()["items"] == []
+    replay = await client.post(f"/v1/deliveries/{mine['items'][0]['id']}/replay", headers=other)
+    assert replay.status_code == 404
+    rotate = await client.post(f"/v1/sources/{source['id']}/rotate", headers=other)
+    assert rotate.status_code == 404
+    assert (await client.delete(f"/v1/sources/{source['id']}", headers=other)).status_code == 404
+    no_admin = auth(settings, workspace, "feedback:write")
+    assert (await client.get("/v1/sources", headers=no_admin)).status_code == 403
+    unknown_vendor = await client.post(
+        "/v1/sources",
+        headers=auth(settings, workspace, "admin"),
+        json={"provider": "myspace", "name": "x"},
+    )
+    assert unknown_vendor.status_code == 422
