@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from prodops.auth import install_auth
 from prodops.db import Connection, Pool, create_pool
 from prodops.limits import BodyLimitMiddleware
+from prodops.pagination import encode_cursor
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
 from prodops.sources import sources_router
@@ -260,3 +261,29 @@ async def test_sources_and_deliveries_of_another_workspace_are_out_of_reach(
         json={"provider": "myspace", "name": "x"},
     )
     assert unknown_vendor.status_code == 422
+
+
+async def test_a_forged_cursor_is_a_bad_request_not_a_crash(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    admin = auth(settings, workspace, "admin")
+    for forged in (["not-a-date", "x"], ["2026-01-01T00:00:00+00:00"], [1, 2, 3]):
+        answer = await client.get(f"/v1/sources?cursor={encode_cursor(forged)}", headers=admin)
+        assert answer.status_code == 400, forged
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_sources_page_through_with_opaque_cursors(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    created = [(await register(client, settings, workspace))["id"] for _ in range(5)]
+    admin = auth(settings, workspace, "admin")
+    seen: list[str] = []
+    url = "/v1/sources?limit=2"
+    while True:
+        page = (await client.get(url, headers=admin)).json()
+        seen += [s["id"] for s in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        url = f"/v1/sources?limit=2&cursor={page['next_cursor']}"
+    assert seen == list(reversed(created))

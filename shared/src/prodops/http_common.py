@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from prodops.auth import Admin
 from prodops.db import workspace_transaction
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
 
 health_router = APIRouter(tags=["health"])
@@ -107,21 +107,13 @@ async def list_dead_letters(
     status: Literal["dead", "replayed"] | None = None,
 ) -> Page[DeadLetter]:
     """Dead letters of the token's workspace, newest first."""
-    after: list[Any] = [None, None]
-    if cursor:
-        created, ident = decode_cursor(cursor)
-        after = [datetime.fromisoformat(created), UUID(ident)]
     settings = request.app.state.settings
     async with workspace_transaction(
         request.app.state.pool, principal.workspace, role=settings.app_role
     ) as conn:
-        rows = await conn.fetch(_LIST, status, *after, limit + 1)
-    items = [_dead_letter(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
-    return Page[DeadLetter](items=items, next_cursor=next_cursor)
+        rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
+    letters = [_dead_letter(r) for r in rows]
+    return page_of(letters, limit, lambda d: time_id_key(d.created_at, d.id))
 
 
 class ReplayResult(BaseModel):

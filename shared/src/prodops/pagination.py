@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
 
 import orjson
 from fastapi import Query
@@ -70,3 +72,19 @@ def page_of(rows: list[T], limit: int, key: Callable[[T], Sequence[CursorValue]]
     items = rows[:limit]
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(key(items[-1])) if more else None)
+
+
+def time_id_key(moment: datetime, ident: UUID) -> list[CursorValue]:
+    """The sort key of lists ordered newest first by (timestamp, id)."""
+    return [moment.isoformat(), str(ident)]
+
+
+def time_id_after(cursor: str | None) -> tuple[datetime | None, UUID | None]:
+    """The (timestamp, id) a `time_id_key` cursor holds, or (None, None) for the first page."""
+    if cursor is None:
+        return None, None
+    try:
+        moment, ident = decode_cursor(cursor)
+        return datetime.fromisoformat(moment), UUID(ident)
+    except (ValueError, TypeError) as exc:
+        raise _bad_cursor() from exc

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prodops.auth import Admin
 from prodops.db import Pool, workspace_transaction
 from prodops.events import new_id, utcnow
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
 from prodops.settings import Settings
 from prodops.standard_webhooks import new_secret
@@ -184,17 +184,10 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
         request: Request, principal: Admin, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[Source]:
         """The workspace's sources, newest first (never their secrets)."""
-        after: list[Any] = [None, None]
-        if cursor:
-            created, ident = decode_cursor(cursor)
-            after = [datetime.fromisoformat(created), UUID(ident)]
         async with _transaction(request, principal.workspace) as conn:
-            rows = await conn.fetch(_LIST, *after, limit + 1)
-        items = [_source(r, request.app.state.settings) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
-        return Page[Source](items=items, next_cursor=next_cursor)
+            rows = await conn.fetch(_LIST, *time_id_after(cursor), limit + 1)
+        found = [_source(r, request.app.state.settings) for r in rows]
+        return page_of(found, limit, lambda s: time_id_key(s.created_at, s.id))
 
     @router.get("/{source_id}", response_model=Source)
     async def get_source(request: Request, source_id: UUID, principal: Admin) -> Source:

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from prodops.auth import Admin
 from prodops.db import Connection, workspace_transaction
 from prodops.events import new_id
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
 from prodops.settings import Settings
 from prodops.sources import webhook_source
@@ -217,17 +217,10 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         status: Status | None = None,
     ) -> Page[DeliveryView]:
         """The workspace's deliveries, newest first; `?status=failed` for those to fix."""
-        after: list[Any] = [None, None]
-        if cursor:
-            received, ident = decode_cursor(cursor)
-            after = [datetime.fromisoformat(received), UUID(ident)]
         async with _transaction(request, principal.workspace) as conn:
-            rows = await conn.fetch(_LIST, status, *after, limit + 1)
-        items = [DeliveryView(**dict(r.items())) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor([items[-1].received_at.isoformat(), str(items[-1].id)])
-        return Page[DeliveryView](items=items, next_cursor=next_cursor)
+            rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
+        views = [DeliveryView(**dict(r.items())) for r in rows]
+        return page_of(views, limit, lambda d: time_id_key(d.received_at, d.id))
 
     @deliveries.post("/{delivery_id}/replay", response_model=DeliveryView)
     async def replay_delivery(
