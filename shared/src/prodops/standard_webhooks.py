@@ -55,9 +55,12 @@ def verify(
         raise SignatureError("webhook-timestamp is not an integer") from exc
     if abs(now - sent_at) > tolerance:
         raise SignatureError("webhook-timestamp is outside the tolerance")
-    offered = [s.removeprefix("v1,") for s in signature_header.split() if s.startswith("v1,")]
+    # Bytes, not text: compare_digest raises on non-ASCII text, which a sender controls.
+    offered = [
+        s.removeprefix("v1,").encode() for s in signature_header.split() if s.startswith("v1,")
+    ]
     for secret in secrets_:
-        expected = sign(secret, message_id=message_id, timestamp=sent_at, body=body)[3:]
+        expected = sign(secret, message_id=message_id, timestamp=sent_at, body=body)[3:].encode()
         # Compare every candidate in constant time; several signatures allow key rotation.
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return
