@@ -1,0 +1,203 @@
+"""Front: application webhooks carrying Front events (`tag`, `archive`, `inbound`, …).
+
+`X-Front-Signature` is the base64 HMAC-SHA256 of `"<X-Front-Request-Timestamp>:" + raw body`,
+keyed with the app's signing secret; the timestamp is in milliseconds. Saving the webhook sends a
+signed request with an `X-Front-Challenge` header, which is echoed. An application webhook wraps
+the event as `{type, authorization, payload}`; a bare event body (as rule webhooks and the
+published samples have it) is read too. The delivery key is the event `id` (`evt_…`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi.responses import PlainTextResponse, Response
+
+from feedback.domain import TicketSnapshot, normalise_tags
+from prodops.events import Customer
+from prodops.webhooks import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    Provider,
+    SignatureError,
+    body_hash,
+)
+
+SIGNATURE = "x-front-signature"
+TIMESTAMP = "x-front-request-timestamp"
+CHALLENGE = "x-front-challenge"
+_TITLE_LENGTH = 200
+Status = Literal["open", "archived"]
+# The event types that change what feedback keeps about a conversation; others are ignored.
+_TYPE_STATUS: dict[str, Status | None] = {
+    "tag": None,
+    "untag": None,
+    "inbound": None,
+    "archive": "archived",
+    "reopen": "open",
+    "unarchive": "open",
+}
+# `deleted` (trashed) says nothing about the feedback itself: left unknown.
+_STATUSES: dict[str, Status] = {
+    "archived": "archived",
+    "unassigned": "open",
+    "assigned": "open",
+    "open": "open",
+}
+_TAG_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class FrontProvider:
+    """Front's scheme: `timestamp:body` signed, `evt_…` ids, a challenge echoed on setup."""
+
+    name = "front"
+
+    def verify(
+        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
+    ) -> None:
+        """Raise SignatureError unless one secret signed this timestamp and body, in time."""
+        signature = webhook.headers.get(SIGNATURE)
+        stamp = webhook.headers.get(TIMESTAMP)
+        if not signature or not stamp:
+            raise SignatureError("missing Front signature headers")
+        try:
+            sent_at = int(stamp) / 1000
+        except ValueError as exc:
+            raise SignatureError("X-Front-Request-Timestamp is not milliseconds") from exc
+        if abs(now - sent_at) > tolerance:
+            raise SignatureError("X-Front-Request-Timestamp is outside the tolerance")
+        signed = f"{stamp}:".encode() + webhook.body
+        offered = signature.encode()
+        for secret in secrets:
+            digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+            if hmac.compare_digest(base64.b64encode(digest), offered):
+                return
+        raise SignatureError("no X-Front-Signature matches")
+
+    def identify(self, webhook: InboundWebhook) -> Identity:
+        """The event `id` (else the body hash) and its `type`."""
+        body = _json_object(webhook.body)
+        event = _event(body)
+        event_type = event.get("type") or body.get("type")
+        if not isinstance(event_type, str):
+            raise MalformedWebhookError("Front body without an event type")
+        key = event.get("id")
+        return Identity(key if isinstance(key, str) and key else body_hash(webhook), event_type)
+
+    def handshake(self, webhook: InboundWebhook) -> Response | None:
+        """Echo the challenge Front sends (signed) when the webhook is saved."""
+        challenge = webhook.headers.get(CHALLENGE)
+        if challenge is None:
+            return None
+        return PlainTextResponse(challenge, status_code=200)
+
+
+PROVIDER: Provider = FrontProvider()
+
+
+def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
+    """The conversation one Front event tells about, or None for other event types."""
+    if event_type not in _TYPE_STATUS:
+        return None
+    if not isinstance(payload, Mapping):
+        raise ValueError("Front body is not a JSON object")  # noqa: TRY004 - mapper contract
+    event = _event(payload)
+    conversation = event.get("conversation")
+    if not isinstance(conversation, Mapping):
+        raise ValueError("Front event without a conversation")  # noqa: TRY004
+    conversation_id = _text(conversation.get("id"))
+    if conversation_id is None:
+        raise ValueError("Front conversation without an id")
+    target = _target(event)
+    tags = conversation.get("tags")
+    return TicketSnapshot(
+        external_id=conversation_id,
+        title=_title(conversation, target if event_type == "inbound" else {}),
+        status=_TYPE_STATUS[event_type] or _STATUSES.get(str(conversation.get("status"))),
+        tags=_tags(_tag_names(tags)) if isinstance(tags, list) else None,
+        tags_added=_target_tag(target) if event_type == "tag" else [],
+        tags_removed=_target_tag(target) if event_type == "untag" else [],
+        customer=_customer(conversation.get("recipient")),
+        created_at=_moment(conversation.get("created_at")),
+    )
+
+
+def _event(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Front event: an application webhook wraps it as `payload`; else the body is it."""
+    wrapped = body.get("payload")
+    return wrapped if isinstance(wrapped, Mapping) else body
+
+
+def _target(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    target = event.get("target")
+    data = target.get("data") if isinstance(target, Mapping) else None
+    return data if isinstance(data, Mapping) else {}
+
+
+def _target_tag(target: Mapping[str, Any]) -> list[str]:
+    # A `tag`/`untag` event names the one tag in `target.data` (the conversation lists them all).
+    return _tags([target.get("name")])
+
+
+def _title(conversation: Mapping[str, Any], message: Mapping[str, Any]) -> str | None:
+    # Chat channels have no subject: an inbound message's blurb stands in for it.
+    found = _text(conversation.get("subject")) or _text(message.get("blurb"))
+    return found[:_TITLE_LENGTH] if found else None
+
+
+def _tag_names(tags: list[object]) -> list[object]:
+    return [t.get("name") if isinstance(t, Mapping) else t for t in tags]
+
+
+def _customer(recipient: object) -> Customer | None:
+    """The conversation's main contact: its id from the contact link, its handle if an email."""
+    if not isinstance(recipient, Mapping):
+        return None
+    handle = _text(recipient.get("handle"))
+    links = recipient.get("_links")
+    related = links.get("related") if isinstance(links, Mapping) else None
+    contact = _text(related.get("contact")) if isinstance(related, Mapping) else None
+    # Front links the contact (`…/contacts/crd_…`) but sends no id field for it.
+    contact_id = contact.rstrip("/").rsplit("/", 1)[-1] if contact else None
+    email = handle if handle and "@" in handle else None
+    if contact_id is None and email is None:
+        return None
+    return Customer(external_id=contact_id, email=email)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise MalformedWebhookError("Front body is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise MalformedWebhookError("Front body is not a JSON object")
+    return parsed
+
+
+def _tags(names: Iterable[object]) -> list[str]:
+    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
+    return normalise_tags(
+        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
+    )
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
+def _moment(value: object) -> datetime | None:
+    # Front times are seconds since the epoch, with a fraction.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)

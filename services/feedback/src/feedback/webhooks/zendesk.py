@@ -1,0 +1,246 @@
+"""Zendesk: event-subscription webhooks (`zen:event-type:ticket.*`) and legacy trigger webhooks.
+
+Zendesk signs base64 HMAC-SHA256 over the signature timestamp header followed by the raw body.
+An event-subscription delivery carries its own `id` and a full ticket snapshot in `detail`; a
+trigger webhook's body is whatever JSON the admin's template renders, so it is identified by the
+body hash and mapped best-effort.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi.responses import Response
+
+from feedback.domain import TicketSnapshot, normalise_tags
+from prodops.events import Customer, Priority
+from prodops.webhooks import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    Provider,
+    SignatureError,
+    body_hash,
+)
+
+SIGNATURE = "x-zendesk-webhook-signature"
+TIMESTAMP = "x-zendesk-webhook-signature-timestamp"
+TRIGGER = "trigger"
+_EVENT_PREFIX = "zen:event-type:"
+_TICKET_PREFIX = "zen:event-type:ticket."
+
+Status = Literal["open", "archived"]
+# DELETED and SCRUBBED say nothing about whether the feedback is still open: left unknown.
+_STATUSES: dict[str, Status] = {
+    "NEW": "open",
+    "OPEN": "open",
+    "PENDING": "open",
+    "HOLD": "open",
+    "SOLVED": "archived",
+    "CLOSED": "archived",
+    "ARCHIVED": "archived",
+}
+_PRIORITIES: dict[str, Priority] = {
+    "LOW": "low",
+    "NORMAL": "normal",
+    "HIGH": "high",
+    "URGENT": "urgent",
+}
+_TAG_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class ZendeskProvider:
+    """Zendesk's scheme: timestamp + body signed; the event `id`, else the body hash, as key."""
+
+    name = "zendesk"
+
+    def verify(
+        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
+    ) -> None:
+        """Raise SignatureError unless one secret signed this timestamp and body, in time."""
+        signature = webhook.headers.get(SIGNATURE)
+        stamp = webhook.headers.get(TIMESTAMP)
+        if not signature or not stamp:
+            raise SignatureError("missing Zendesk signature headers")
+        if abs(now - _signed_at(stamp)) > tolerance:
+            raise SignatureError("Zendesk signature timestamp is outside the tolerance")
+        signed = stamp.encode() + webhook.body
+        offered = signature.encode()
+        for secret in secrets:
+            digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+            if hmac.compare_digest(base64.b64encode(digest), offered):
+                return
+        raise SignatureError("no Zendesk signature matches")
+
+    def identify(self, webhook: InboundWebhook) -> Identity:
+        """The event's `id` and `type`; a trigger webhook: the body hash and `trigger`."""
+        body = _json_object(webhook.body)
+        event_type = body.get("type")
+        if isinstance(event_type, str) and event_type.startswith(_EVENT_PREFIX):
+            key = body.get("id")
+            if not isinstance(key, str) or not key:
+                raise MalformedWebhookError("Zendesk event without an id")
+            return Identity(key, event_type)
+        # A trigger body is the admin's template: an `id` (or `type`) there is the ticket's own,
+        # the same on every delivery about that ticket, so only the body hash is a delivery key.
+        return Identity(body_hash(webhook), TRIGGER)
+
+    def handshake(self, webhook: InboundWebhook) -> Response | None:  # noqa: ARG002
+        """Zendesk has no setup handshake."""
+        return None
+
+
+PROVIDER: Provider = ZendeskProvider()
+
+
+def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
+    """The ticket state one Zendesk delivery tells, or None for a non-ticket event."""
+    if event_type == TRIGGER:
+        return _trigger_snapshot(_mapping(payload, "body"))
+    if not event_type.startswith(_TICKET_PREFIX):
+        return None
+    body = _mapping(payload, "body")
+    fields = _detail_fields(_mapping(body.get("detail"), "detail"))
+    event = body.get("event")
+    if isinstance(event, Mapping):
+        fields.update(_event_fields(event_type.removeprefix(_TICKET_PREFIX), event))
+    return TicketSnapshot(**fields)
+
+
+def _detail_fields(detail: Mapping[str, Any]) -> dict[str, Any]:
+    ticket_id = _text(detail.get("id"))
+    if ticket_id is None:
+        raise ValueError("Zendesk ticket event without detail.id")
+    requester = _text(detail.get("requester_id"))
+    tags = detail.get("tags")
+    return {
+        "external_id": ticket_id,
+        "title": _text(detail.get("subject")),
+        "body": _text(detail.get("description")),
+        "url": _text(detail.get("url")),
+        "status": _STATUSES.get(_upper(detail.get("status"))),
+        "priority": _PRIORITIES.get(_upper(detail.get("priority"))),
+        "tags": _tags(tags) if isinstance(tags, list) else None,
+        "customer": Customer(external_id=requester) if requester else None,
+        "account_external_id": _organization(detail.get("organization_id")),
+        "created_at": _moment(detail.get("created_at")),
+    }
+
+
+def _event_fields(kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    """What the delta `event` of a change adds to the snapshot in `detail`."""
+    if kind == "status_changed" and _upper(event.get("current")) in _STATUSES:
+        return {"status": _STATUSES[_upper(event.get("current"))]}
+    if kind == "priority_changed" and _upper(event.get("current")) in _PRIORITIES:
+        return {"priority": _PRIORITIES[_upper(event.get("current"))]}
+    if kind == "tags_changed":
+        added, removed = event.get("tags_added"), event.get("tags_removed")
+        return {
+            "tags_added": _tags(added) if isinstance(added, list) else [],
+            "tags_removed": _tags(removed) if isinstance(removed, list) else [],
+        }
+    return {}
+
+
+def _trigger_snapshot(body: Mapping[str, Any]) -> TicketSnapshot:
+    """Best effort over an admin-written template: flat, or nested under `ticket`."""
+    nested = body.get("ticket")
+    ticket: Mapping[str, Any] = nested if isinstance(nested, Mapping) else body
+    ticket_id = _text(ticket.get("ticket_id")) or _text(ticket.get("id"))
+    title = _text(ticket.get("title")) or _text(ticket.get("subject"))
+    if ticket_id is None or title is None:
+        raise ValueError("Zendesk trigger body needs an id/ticket_id and a title/subject key")
+    return TicketSnapshot(
+        external_id=ticket_id,
+        title=title,
+        body=_text(ticket.get("description")),
+        url=_text(ticket.get("url")) or _text(ticket.get("link")),
+        status=_STATUSES.get(_upper(ticket.get("status"))),
+        priority=_PRIORITIES.get(_upper(ticket.get("priority"))),
+        tags=_trigger_tags(ticket.get("tags")),
+        customer=_trigger_customer(ticket),
+        account_external_id=_organization(ticket.get("organization_id")),
+    )
+
+
+def _trigger_tags(value: object) -> list[str] | None:
+    # The `{{ticket.tags}}` placeholder renders the tags as one space-separated string.
+    if isinstance(value, str):
+        return _tags(value.split())
+    return _tags(value) if isinstance(value, list) else None
+
+
+def _trigger_customer(ticket: Mapping[str, Any]) -> Customer | None:
+    requester = ticket.get("requester")
+    if isinstance(requester, Mapping):
+        found = {k: _text(requester.get(k)) for k in ("id", "email", "name")}
+    else:
+        found = {k: _text(ticket.get(f"requester_{k}")) for k in ("id", "email", "name")}
+    if not any(found.values()):
+        return None
+    return Customer(external_id=found["id"], email=found["email"], name=found["name"])
+
+
+def _signed_at(stamp: str) -> float:
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError as exc:
+        raise SignatureError("Zendesk signature timestamp is not ISO 8601") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise MalformedWebhookError("Zendesk body is not JSON") from exc
+    if not isinstance(parsed, dict):
+        raise MalformedWebhookError("Zendesk body is not a JSON object")
+    return parsed
+
+
+def _mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        # ValueError, not TypeError: the mapper contract is "ValueError = stored as failed".
+        raise ValueError(f"Zendesk {what} is not a JSON object")  # noqa: TRY004
+    return value
+
+
+def _tags(names: Iterable[object]) -> list[str]:
+    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
+    return normalise_tags(
+        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
+    )
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
+def _upper(value: object) -> str:
+    return value.upper() if isinstance(value, str) else ""
+
+
+def _organization(value: object) -> str | None:
+    # Zendesk renders "no organization" as null in ticket events but as "0" in user events.
+    found = _text(value)
+    return None if found == "0" else found
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
