@@ -5,23 +5,22 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind
 
 from prodops.settings import Settings
-from prodops.telemetry import install_test_tracer
+from prodops.telemetry import recording_spans
 from support import auth, create_app, eventually, running, summary
 
 
 async def test_one_trace_spans_the_post_the_relay_and_the_consumer(
     settings: Settings, workspace: str
 ) -> None:
-    exporter = install_test_tracer()
     headers = auth(settings, workspace)
     async with (
         running(create_app("feedback", settings)) as feedback,
         running(create_app("insights", settings)) as insights,
     ):
-        exporter.clear()
-        answer = await feedback.post("/v1/feedback", headers=headers, json={"title": "Traced"})
-        assert answer.status_code == 201
-        await eventually(lambda: summary(insights, headers), lambda c: c["feedback"] == 1)
+        with recording_spans() as exporter:
+            answer = await feedback.post("/v1/feedback", headers=headers, json={"title": "Traced"})
+            assert answer.status_code == 201
+            await eventually(lambda: summary(insights, headers), lambda c: c["feedback"] == 1)
     spans = exporter.get_finished_spans()
     server = [s for s in spans if s.kind == SpanKind.SERVER and "/v1/feedback" in s.name]
     assert server, [s.name for s in spans]

@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from prodops.settings import Settings
 from prodops.telemetry import (
     current_traceparent,
-    install_test_tracer,
     instrument_app,
     json_log_handler,
+    recording_spans,
     setup_telemetry,
     span_from_traceparent,
 )
@@ -34,10 +34,9 @@ INCOMING_TRACEPARENT = f"00-{INCOMING_TRACE_ID}-{INCOMING_SPAN_ID}-01"
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = install_test_tracer()
-    exporter.clear()
-    return exporter
+def spans() -> Iterator[InMemorySpanExporter]:
+    with recording_spans() as exporter:
+        yield exporter
 
 
 @pytest.fixture

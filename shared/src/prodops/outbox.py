@@ -140,15 +140,22 @@ class OutboxRelay:
         """Publish forever: woken by NOTIFY on commit, polling as a fallback."""
         channel = f"prodops_outbox_{self._service}"
         listener = await self._listen(channel)
+        failures = 0
         try:
             while True:
                 self._wake.clear()
                 try:
                     await self.drain()
                     await self._report_lag()
+                    failures = 0
                 except Exception:
-                    log.exception("outbox relay batch failed; retrying")
-                    await asyncio.sleep(self._settings.outbox_poll_interval_seconds)
+                    failures += 1
+                    # Back off while the broker or database stays away; the rows wait safely.
+                    delay = min(10.0, self._settings.outbox_poll_interval_seconds * 2**failures)
+                    log.exception(
+                        "outbox relay batch failed (%d in a row); retry in %.1fs", failures, delay
+                    )
+                    await asyncio.sleep(delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), self._settings.outbox_poll_interval_seconds

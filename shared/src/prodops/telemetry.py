@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Span, SpanKind
@@ -40,9 +40,9 @@ __all__ = [
     "OUTBOX_LAG",
     "WEBHOOKS_RECEIVED",
     "current_traceparent",
-    "install_test_tracer",
     "instrument_app",
     "json_log_handler",
+    "recording_spans",
     "setup_telemetry",
     "span_from_traceparent",
 ]
@@ -81,8 +81,22 @@ _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 
 @dataclass
+class _Recorder(SimpleSpanProcessor):
+    """Hands finished spans to an in-memory exporter, but only while a test is recording."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.recording = False
+        super().__init__(self.exporter)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Keep the span only while recording: a whole test session would not fit in memory."""
+        if self.recording:
+            super().on_end(span)
+
+
 class _ProcessState:
-    test_exporter: InMemorySpanExporter | None = None
+    test_recorder: _Recorder | None = None
 
 
 _process = _ProcessState()
@@ -104,17 +118,23 @@ def setup_telemetry(settings: Settings, *, service: str) -> None:
     root.setLevel(settings.log_level.upper())
 
 
-def install_test_tracer() -> InMemorySpanExporter:
-    """Testing helper: keep every finished span in memory; each call returns the same exporter."""
-    if _process.test_exporter is None:
+@contextmanager
+def recording_spans() -> Iterator[InMemorySpanExporter]:
+    """Testing helper: the spans that finish inside the block, kept in memory for assertions."""
+    if _process.test_recorder is None:
         provider = trace.get_tracer_provider()
         if not isinstance(provider, TracerProvider):
             provider = TracerProvider(resource=Resource.create({"service.name": "prodops-test"}))
             trace.set_tracer_provider(provider)
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        _process.test_exporter = exporter
-    return _process.test_exporter
+        _process.test_recorder = _Recorder()
+        provider.add_span_processor(_process.test_recorder)
+    recorder = _process.test_recorder
+    recorder.exporter.clear()
+    recorder.recording = True
+    try:
+        yield recorder.exporter
+    finally:
+        recorder.recording = False
 
 
 class _TraceContextFilter(logging.Filter):
