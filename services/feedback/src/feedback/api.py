@@ -2,40 +2,46 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from feedback import service
-from feedback.domain import Feedback, FeedbackInput
-from prodops.auth import FeedbackRead, FeedbackWrite
-from prodops.db import workspace_transaction
+from feedback.domain import FeedbackFilters, FeedbackInput, FeedbackPatch, FeedbackView
+from feedback.links import router as links_router
+from prodops.auth import FeedbackRead, FeedbackWrite, Principal
+from prodops.db import Connection, workspace_transaction
 from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=PROBLEM_RESPONSES)
 
 
+def _transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
+    settings = request.app.state.settings
+    return workspace_transaction(
+        request.app.state.pool, principal.workspace, role=settings.app_role
+    )
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=Feedback,
+    response_model=FeedbackView,
     dependencies=[Depends(require_json)],
-    responses={200: {"model": Feedback, "description": "An item with this external id exists"}},
+    responses={200: {"model": FeedbackView, "description": "An item with this external id exists"}},
 )
 async def create_feedback(
     request: Request, response: Response, body: FeedbackInput, principal: FeedbackWrite
-) -> Feedback:
+) -> FeedbackView:
     """Store a feedback item and emit `feedback.received`.
 
     With an `external_id` the call is idempotent: an item that already has it is answered 200.
     """
-    settings = request.app.state.settings
-    async with workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    ) as conn:
+    async with _transaction(request, principal) as conn:
         item, created = await service.create_feedback(
             conn=conn, workspace=principal.workspace, data=body
         )
@@ -45,38 +51,71 @@ async def create_feedback(
     return item
 
 
-@router.get("/{feedback_id}", response_model=Feedback)
-async def get_feedback(request: Request, feedback_id: UUID, principal: FeedbackRead) -> Feedback:
-    """One feedback item."""
-    settings = request.app.state.settings
-    async with workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    ) as conn:
-        item = await service.get_feedback(conn=conn, feedback_id=feedback_id)
-    if item is None:
-        raise ProblemError(404, "Not Found", "no such feedback item in this workspace")
-    return item
-
-
-@router.get("", response_model=Page[Feedback])
+@router.get("", response_model=Page[FeedbackView])
 async def list_feedback(
-    request: Request, principal: FeedbackRead, limit: Limit = 50, cursor: Cursor = None
-) -> Page[Feedback]:
-    """Feedback items, newest first."""
-    after = None
-    if cursor:
-        created, ident = decode_cursor(cursor)
-        after = (datetime.fromisoformat(created), UUID(ident))
-    settings = request.app.state.settings
-    async with workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    ) as conn:
-        items = await service.list_feedback(conn=conn, limit=limit + 1, after=after)
+    request: Request,
+    principal: FeedbackRead,
+    filters: Annotated[FeedbackFilters, Query()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[FeedbackView]:
+    """Feedback items, newest first; merged duplicates only with `include_merged=true`."""
+    after = _position(cursor, filters) if cursor else None
+    async with _transaction(request, principal) as conn:
+        items = await service.list_feedback(
+            conn=conn, limit=limit + 1, after=after, filters=filters
+        )
     next_cursor = None
     if len(items) > limit:
         items = items[:limit]
-        next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
-    return Page[Feedback](items=items, next_cursor=next_cursor)
+        last = items[-1]
+        next_cursor = encode_cursor(
+            [last.created_at.isoformat(), str(last.id), filters.fingerprint()]
+        )
+    return Page[FeedbackView](items=items, next_cursor=next_cursor)
 
 
-WorkspaceDep = Annotated[str, Depends(lambda: None)]
+def _position(cursor: str, filters: FeedbackFilters) -> tuple[datetime, UUID]:
+    """Where a cursor continues; it must come from a list with the same filters."""
+    values = decode_cursor(cursor)
+    if len(values) != 3 or values[2] != filters.fingerprint():
+        raise ProblemError(400, "Bad Request", "cursor is not valid for these filters")
+    try:
+        return datetime.fromisoformat(str(values[0])), UUID(str(values[1]))
+    except ValueError as exc:
+        raise ProblemError(400, "Bad Request", "cursor is not valid") from exc
+
+
+@router.get("/{feedback_id}", response_model=FeedbackView)
+async def get_feedback(
+    request: Request, feedback_id: UUID, principal: FeedbackRead
+) -> FeedbackView:
+    """One feedback item, with the ids and sources of the duplicates merged into it."""
+    async with _transaction(request, principal) as conn:
+        item = await service.get_feedback(conn=conn, feedback_id=feedback_id)
+    if item is None:
+        raise service.FeedbackNotFoundError
+    return item
+
+
+@router.patch("/{feedback_id}", response_model=FeedbackView, dependencies=[Depends(require_json)])
+async def patch_feedback(
+    request: Request, feedback_id: UUID, body: FeedbackPatch, principal: FeedbackWrite
+) -> FeedbackView:
+    """Change only the fields sent; emits `feedback.updated` when something changed."""
+    async with _transaction(request, principal) as conn:
+        return await service.patch_feedback(
+            conn=conn, workspace=principal.workspace, feedback_id=feedback_id, patch=body
+        )
+
+
+@router.delete("/{feedback_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_feedback(request: Request, feedback_id: UUID, principal: FeedbackWrite) -> None:
+    """Delete a feedback item and emit `feedback.deleted`; its external id may come again."""
+    async with _transaction(request, principal) as conn:
+        await service.delete_feedback(
+            conn=conn, workspace=principal.workspace, feedback_id=feedback_id
+        )
+
+
+router.include_router(links_router)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from feedback import accounts, imports
 from feedback.api import router
+from feedback.consumers import consumers
+from feedback.tickets import PROVIDERS, normalize_delivery
 from prodops.events import (
     AccountUpserted,
     FeedbackDeleted,
@@ -16,11 +19,22 @@ from prodops.events import (
 )
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
+from prodops.sources import sources_router
+from prodops.webhooks import webhook_routers
+
+IMPORT_PATH = "/v1/feedback/import"
 
 SPEC = ServiceSpec(
     name="feedback",
     description="Customer feedback from support desks and any tool, with accounts and links.",
-    routers=[router],
+    routers=[
+        # The import route first: `/v1/feedback/import` must not be read as a feedback id.
+        imports.router,
+        router,
+        accounts.router,
+        sources_router(providers=PROVIDERS),
+        *webhook_routers(providers=PROVIDERS, normalize=normalize_delivery),
+    ],
     emits=[
         FeedbackReceived,
         FeedbackUpdated,
@@ -30,6 +44,9 @@ SPEC = ServiceSpec(
         FeedbackDeleted,
         AccountUpserted,
     ],
+    consumers=consumers,
+    # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
+    unlimited_body_paths=[IMPORT_PATH],
 )
 
 
