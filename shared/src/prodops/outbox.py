@@ -156,10 +156,11 @@ class OutboxRelay:
                         "outbox relay batch failed (%d in a row); retry in %.1fs", failures, delay
                     )
                     await asyncio.sleep(delay)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+                # that lands together with a NOTIFY wake-up, and the relay would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), self._settings.outbox_poll_interval_seconds
-                    )
+                    async with asyncio.timeout(self._settings.outbox_poll_interval_seconds):
+                        await self._wake.wait()
         finally:
             if listener is not None:
                 with contextlib.suppress(Exception):

@@ -167,7 +167,8 @@ async def _stop(runtime: Runtime) -> None:
     with contextlib.suppress(Exception):
         await runtime.broker.stop()
     try:
-        await asyncio.wait_for(runtime.pool.close(), 10)
+        async with asyncio.timeout(10):
+            await runtime.pool.close()
     except TimeoutError:
         log.warning("database connections still busy after 10 s; terminating them")
         runtime.pool.terminate()

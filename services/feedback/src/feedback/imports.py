@@ -239,7 +239,7 @@ async def _announce(conn: Connection, workspace: str, rows: list[Any]) -> None:
     for row in rows:
         if roadmap_keys(row["tags"]):
             # Rare in bulk: the per-item path links the tags and emits the events in order.
-            await service._received(conn, workspace, row)
+            await service.announce_new(conn, workspace, row)
         else:
             plain.append(row)
     traceparent = current_traceparent()

@@ -123,7 +123,7 @@ async def create_feedback(
     if row is None:
         existing = await conn.fetchrow(postgres.SELECT_BY_EXTERNAL_ID, "api", data.external_id)
         return view_of(existing), False
-    return await _received(conn, workspace, row), True
+    return await announce_new(conn, workspace, row), True
 
 
 async def _insert(
@@ -161,7 +161,7 @@ async def upsert_from_source(
     for _ in range(3):
         row = await _insert(conn, workspace, source, fields, snapshot.created_at)
         if row is not None:
-            return await _received(conn, workspace, row)
+            return await announce_new(conn, workspace, row)
         args = (workspace, str(source_id), snapshot.external_id)
         row = await conn.fetchrow(postgres.LOCK_BY_EXTERNAL_ID, *args)
         if row is not None:
@@ -170,7 +170,8 @@ async def upsert_from_source(
     raise RuntimeError(f"feedback {snapshot.external_id!r} kept changing; try the delivery again")
 
 
-async def _received(conn: Connection, workspace: str, row: Any) -> FeedbackView:
+async def announce_new(conn: Connection, workspace: str, row: Any) -> FeedbackView:
+    """Link a newly stored item's roadmap tags and emit `feedback.received` (and any links)."""
     links = await _sync_tag_links(conn, workspace, row["id"], [], list(row["tags"]))
     if links:
         row = await conn.fetchrow(postgres.REFRESH_ITEM_KEYS, row["id"])
