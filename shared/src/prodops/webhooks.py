@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -43,6 +44,7 @@ __all__ = [
     "Provider",
     "SignatureError",
     "body_hash",
+    "json_object",
     "webhook_routers",
 ]
 
@@ -82,6 +84,17 @@ class Provider(Protocol):
 
     def handshake(self, webhook: InboundWebhook) -> Response | None:
         """The answer to a setup request (a ping or a challenge), or None for a delivery."""
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A verified body parsed as a JSON object; MalformedWebhookError (a 400) otherwise."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedWebhookError("body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedWebhookError("body is not a JSON object")
+    return value
 
 
 def body_hash(webhook: InboundWebhook) -> str:

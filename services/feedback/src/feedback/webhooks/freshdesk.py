@@ -21,7 +21,6 @@ sends no delivery id, so deliveries are keyed by the body hash.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -32,9 +31,9 @@ from prodops.events import Customer, Priority
 from prodops.webhooks import (
     Identity,
     InboundWebhook,
-    MalformedWebhookError,
     SignatureError,
     body_hash,
+    json_object,
 )
 
 SECRET_HEADER = "x-prodops-secret"  # noqa: S105 - a header name, not a secret
@@ -79,7 +78,7 @@ class Freshdesk:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The body hash (Freshdesk sends no delivery id) and the template's triggered event."""
-        fields = _object(webhook.body).get("freshdesk_webhook")
+        fields = json_object(webhook.body).get("freshdesk_webhook")
         event = fields.get("triggered_event") if isinstance(fields, dict) else None
         event_type = event if isinstance(event, str) and event.strip() else "ticket"
         return Identity(body_hash(webhook), event_type)
@@ -115,16 +114,6 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:  # noqa: A
             (v for v in (_text(fields.get(k)) for k in _ACCOUNT_KEYS) if v), None
         ),
     )
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value
 
 
 def _text(value: Any) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from prodops.webhooks import (
     Provider,
     SignatureError,
     body_hash,
+    json_object,
 )
 
 SIGNATURE = "x-front-signature"
@@ -84,7 +84,7 @@ class FrontProvider:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The event `id` (else the body hash) and its `type`."""
-        body = _json_object(webhook.body)
+        body = json_object(webhook.body)
         event = _event(body)
         event_type = event.get("type") or body.get("type")
         if not isinstance(event_type, str):
@@ -171,16 +171,6 @@ def _customer(recipient: object) -> Customer | None:
     if contact_id is None and email is None:
         return None
     return Customer(external_id=contact_id, email=email)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("Front body is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise MalformedWebhookError("Front body is not a JSON object")
-    return parsed
 
 
 def _tags(names: Iterable[object]) -> list[str]:

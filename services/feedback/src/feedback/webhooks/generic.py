@@ -28,7 +28,6 @@ its stored value. Tags are lower-cased, spaces become `-`. Unknown `data` keys f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +36,13 @@ from pydantic import ValidationError
 
 from feedback.domain import TicketSnapshot, normalise_tags
 from prodops import standard_webhooks
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.webhooks import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+    json_object,
+)
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -78,7 +83,7 @@ class Generic:
         message_id = webhook.headers.get(ID_HEADER, "").strip()
         if not message_id:
             raise MalformedWebhookError(f"missing {ID_HEADER} header")
-        event_type = _object(webhook.body).get("type")
+        event_type = json_object(webhook.body).get("type")
         if not isinstance(event_type, str) or not event_type.strip():
             raise MalformedWebhookError("body has no string `type`")
         return Identity(message_id, event_type)
@@ -113,13 +118,3 @@ def _with_normalised_tags(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
             normalised[field] = normalise_tags(["-".join(t.split()) for t in tags if t.strip()])
     return normalised
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from prodops.webhooks import (
     MalformedWebhookError,
     SignatureError,
     body_hash,
+    json_object,
 )
 
 SIGNATURE_HEADER = "x-helpscout-signature"
@@ -80,7 +80,7 @@ class HelpScout:
         event = webhook.headers.get(EVENT_HEADER, "").strip()
         if not event:
             raise MalformedWebhookError(f"missing {EVENT_HEADER} header")
-        body = _object(webhook.body)
+        body = json_object(webhook.body)
         # Not the body hash first: retries re-render fields such as `customerWaitingSince.friendly`.
         ident = _text(body.get("id"))
         stamp = next((v for v in (_text(body.get(k)) for k in _STAMPS) if v), None)
@@ -131,16 +131,6 @@ def _rating(payload: dict[str, Any]) -> TicketSnapshot:
     if sentiment is None:
         raise ValueError(f"unknown rating {rating!r}")
     return TicketSnapshot(external_id=conversation_id, sentiment=sentiment)
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value
 
 
 def _text(value: Any) -> str | None:

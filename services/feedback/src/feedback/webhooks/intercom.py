@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from prodops.webhooks import (
     Provider,
     SignatureError,
     body_hash,
+    json_object,
 )
 
 SIGNATURE = "x-hub-signature"
@@ -94,7 +94,7 @@ class IntercomProvider:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The notification `id` and its `topic`."""
-        body = _json_object(webhook.body)
+        body = json_object(webhook.body)
         topic = body.get("topic")
         if not isinstance(topic, str) or not topic:
             raise MalformedWebhookError("Intercom notification without a topic")
@@ -104,7 +104,7 @@ class IntercomProvider:
     def handshake(self, webhook: InboundWebhook) -> Response | None:
         """Answer the `ping` Intercom sends when the webhook is saved."""
         try:
-            body = _json_object(webhook.body)
+            body = json_object(webhook.body)
         except MalformedWebhookError:
             return None  # identify() answers it as malformed
         if body.get("topic") == PING:
@@ -235,16 +235,6 @@ def _plain(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return " ".join(html.unescape(_MARKUP.sub(" ", value)).split()) or None
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("Intercom body is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise MalformedWebhookError("Intercom body is not a JSON object")
-    return parsed
 
 
 def _tags(names: Iterable[object]) -> list[str]:

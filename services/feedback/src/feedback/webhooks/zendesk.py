@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from prodops.webhooks import (
     Provider,
     SignatureError,
     body_hash,
+    json_object,
 )
 
 SIGNATURE = "x-zendesk-webhook-signature"
@@ -81,7 +81,7 @@ class ZendeskProvider:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The event's `id` and `type`; a trigger webhook: the body hash and `trigger`."""
-        body = _json_object(webhook.body)
+        body = json_object(webhook.body)
         event_type = body.get("type")
         if isinstance(event_type, str) and event_type.startswith(_EVENT_PREFIX):
             key = body.get("id")
@@ -194,16 +194,6 @@ def _signed_at(stamp: str) -> float:
     except ValueError as exc:
         raise SignatureError("Zendesk signature timestamp is not ISO 8601") from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("Zendesk body is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise MalformedWebhookError("Zendesk body is not a JSON object")
-    return parsed
 
 
 def _mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.webhooks import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+    json_object,
+)
 from roadmap.domain import TrackerIssueSnapshot, kind_of, priority_from_labels
 
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -74,7 +79,7 @@ class GitHub:
         event = webhook.headers.get(EVENT_HEADER, "").strip()
         if not delivery or not event:
             raise MalformedWebhookError(f"missing {DELIVERY_HEADER} or {EVENT_HEADER} header")
-        action = _object(webhook.body).get("action")
+        action = json_object(webhook.body).get("action")
         if isinstance(action, str) and action:
             return Identity(delivery, f"{event}.{action}")
         return Identity(delivery, event)
@@ -162,16 +167,6 @@ def _required(payload: dict[str, Any], field: str) -> dict[str, Any]:
     value = payload.get(field)
     if not isinstance(value, dict):
         raise ValueError(f"payload has no {field} object")  # noqa: TRY004
-    return value
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
     return value
 
 

@@ -18,7 +18,6 @@ Ignored: `Note Hook`, `Release Hook` and every other hook.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from prodops.webhooks import (
     MalformedWebhookError,
     SignatureError,
     body_hash,
+    json_object,
 )
 from roadmap.domain import IssueKind, TrackerIssueSnapshot, kind_of, priority_from_labels
 
@@ -96,7 +96,7 @@ class GitLab:
         event = webhook.headers.get(EVENT_HEADER, "").strip()
         if not event:
             raise MalformedWebhookError(f"missing {EVENT_HEADER} header")
-        attributes = _object(webhook.body).get("object_attributes")
+        attributes = json_object(webhook.body).get("object_attributes")
         action = attributes.get("action") if isinstance(attributes, dict) else None
         event_type = f"{event}.{action}" if isinstance(action, str) and action else event
         keys = (webhook.headers.get(h, "").strip() for h in DEDUP_HEADERS)
@@ -223,13 +223,3 @@ def _token_matches(token: str, secrets: Sequence[str]) -> bool:
     # Every secret is compared (rotation); an empty one would let an empty header through.
     matches = [hmac.compare_digest(offered, s.encode()) for s in secrets if s]
     return any(matches)
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -35,6 +34,7 @@ from prodops.webhooks import (
     MalformedWebhookError,
     SignatureError,
     body_hash,
+    json_object,
 )
 from roadmap.domain import (
     TrackerIssueSnapshot,
@@ -88,7 +88,7 @@ class Jira:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`X-Atlassian-Webhook-Identifier` (else the body hash) and the body's `webhookEvent`."""
-        event = _text(_object(webhook.body).get("webhookEvent"))
+        event = _text(json_object(webhook.body).get("webhookEvent"))
         if event is None:
             raise MalformedWebhookError("body has no webhookEvent")
         key = webhook.headers.get(DELIVERY_HEADER, "").strip()
@@ -213,16 +213,6 @@ def _browse_url(api_self: Any, key: str) -> str | None:
     """`https://<site>/browse/<key>`: `self` is the REST address on the same site."""
     host = urlsplit(api_self).netloc if isinstance(api_self, str) else ""
     return f"https://{host}/browse/{key}" if host else None
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from prodops.webhooks import (
     MalformedWebhookError,
     SignatureError,
     body_hash,
+    json_object,
 )
 from roadmap.domain import TrackerIssueSnapshot, kind_of, linear_priority, priority_from_labels
 
@@ -70,7 +71,7 @@ class Linear:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`Linear-Delivery` (else the body hash) and `<type>.<action>` from the body."""
-        body = _object(webhook.body)
+        body = json_object(webhook.body)
         kind, action = _text(body.get("type")), _text(body.get("action"))
         if kind is None or action is None:
             raise MalformedWebhookError("body has no type or action")
@@ -184,16 +185,6 @@ def _assignees(issue: dict[str, Any]) -> list[str] | None:
         return [name]
     # Without `assignee` or `assigneeId` the issue is unassigned (Linear omits nulls).
     return None if "assigneeId" in issue else []
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except ValueError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value
 
 
 def _dict(value: Any) -> dict[str, Any]:
