@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import httpx
 import nats
 from fastapi import FastAPI
@@ -131,3 +132,35 @@ def item_upserted(version: int, title: str, item_id: UUID | None = None) -> Item
         version=version,
         updated_at=utcnow(),
     )
+
+
+async def quiesce(app: FastAPI) -> None:
+    """Let the relay publish what the test wrote, so the app stops with nothing in flight."""
+    for _ in range(100):
+        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
+
+
+async def emitted(
+    settings: Settings, workspace: str, schema: str = "feedback"
+) -> list[tuple[str, dict[str, Any]]]:
+    """(type without `prodops.` and `.v1`, data) of every event the workspace's writes emitted."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT payload FROM {schema}.outbox WHERE workspace = $1 ORDER BY position",  # noqa: S608 - schema is the test's constant
+            workspace,
+        )
+    finally:
+        await conn.close()
+    events = [Event.from_bytes(r["payload"]) for r in rows]
+    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
+
+
+async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
+    """POST a feedback item (title "Wish" unless given) and return its JSON."""
+    answer = await client.post("/v1/feedback", headers=headers, json={"title": "Wish", **fields})
+    assert answer.status_code == 201, answer.text
+    return answer.json()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from prodops.events import Event
 from prodops.settings import Settings
-from support import auth, create_app, running
+from support import auth, create, create_app, emitted, quiesce, running
 
 
 @pytest.fixture
@@ -22,39 +18,6 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running(app) as value:
         yield value
         await quiesce(app)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle.
-
-    Cancelling the relay as a NOTIFY wakes it can hang the app's shutdown on Python 3.11, whose
-    `asyncio.wait_for` swallows a cancellation that coincides with the awaited event.
-    """
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM feedback.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
-
-
-async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
-    answer = await client.post("/v1/feedback", headers=headers, json={"title": "Wish", **fields})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
 
 
 async def test_created_feedback_is_read_back_with_its_provenance(

@@ -3,7 +3,6 @@ resolved through feedback's projection of `item.upserted`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,7 +19,7 @@ from prodops.consumer import EventConsumer
 from prodops.db import workspace_transaction
 from prodops.events import Event, ItemDeleted, ItemUpserted, make_event, new_id, utcnow
 from prodops.settings import Settings
-from support import auth, create_app, eventually, publish, running
+from support import auth, create_app, emitted, eventually, publish, quiesce, running
 
 
 @pytest.fixture
@@ -30,33 +29,6 @@ async def app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncCli
     async with running(value) as client:
         yield value, client
         await quiesce(value)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle.
-
-    Cancelling the relay as a NOTIFY wakes it can hang the app's shutdown on Python 3.11, whose
-    `asyncio.wait_for` swallows a cancellation that coincides with the awaited event.
-    """
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM feedback.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
 
 
 def link_events(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, str, int]]:

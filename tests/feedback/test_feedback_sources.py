@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import pytest
 from fastapi import FastAPI
 
 from feedback.domain import Feedback, TicketSnapshot
 from feedback.service import upsert_from_source
 from prodops.db import workspace_transaction
-from prodops.events import Customer, Event
+from prodops.events import Customer
 from prodops.settings import Settings
-from support import create_app, running
+from support import create_app, emitted, quiesce, running
 
 
 @pytest.fixture
@@ -25,19 +24,6 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with running(value):
         yield value
         await quiesce(value)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle.
-
-    Cancelling the relay as a NOTIFY wakes it can hang the app's shutdown on Python 3.11, whose
-    `asyncio.wait_for` swallows a cancellation that coincides with the awaited event.
-    """
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
 
 
 async def apply(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -> Feedback:
@@ -52,19 +38,6 @@ async def apply(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) ->
             provider="zendesk",
             snapshot=snapshot,
         )
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM feedback.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
 
 
 async def test_a_new_ticket_becomes_a_feedback_item_and_is_received(
