@@ -27,6 +27,7 @@ from prodops.webhooks import (
     InboundWebhook,
     MalformedWebhookError,
     SignatureError,
+    purge_deliveries,
     webhook_routers,
 )
 from support import auth
@@ -287,3 +288,23 @@ async def test_sources_page_through_with_opaque_cursors(
             break
         url = f"/v1/sources?limit=2&cursor={page['next_cursor']}"
     assert seen == list(reversed(created))
+
+
+async def test_purge_keeps_failed_and_recent_deliveries(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    for key, broken in (("old-ok", False), ("old-failed", True), ("new-ok", False)):
+        mapper.broken = broken
+        body, headers = signed(source["secret"], {"id": key, "type": "t"})
+        assert (await client.post(source["webhook_url"], content=body, headers=headers)).is_success
+    await pool.execute(
+        "UPDATE webhook_delivery SET received_at = now() - interval '200 hours' "
+        "WHERE workspace = $1 AND delivery_key LIKE 'old-%'",
+        workspace,
+    )
+    assert await purge_deliveries(pool, older_than_hours=168) >= 1
+    left = await pool.fetch(
+        "SELECT delivery_key FROM webhook_delivery WHERE workspace = $1 ORDER BY 1", workspace
+    )
+    assert [r["delivery_key"] for r in left] == ["new-ok", "old-failed"]

@@ -29,6 +29,7 @@ from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
 from prodops.telemetry import instrument_app, setup_telemetry
+from prodops.webhooks import purge_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +147,14 @@ def _document_events(settings: Settings, spec: ServiceSpec, broker: NatsBroker) 
 
 
 async def _purge_forever(pool: Pool, relay: OutboxRelay, settings: Settings) -> None:
-    """Hourly: drop sent outbox rows, expired idempotency keys and old inbox claims."""
+    """Hourly: drop sent outbox rows, expired idempotency keys, old inbox claims and deliveries."""
     while True:
         await asyncio.sleep(3600)
         try:
             await relay.purge()
             await purge_expired_keys(pool)
             await purge_inbox(pool, older_than_hours=settings.inbox_retention_hours)
+            await purge_deliveries(pool, older_than_hours=settings.delivery_retention_hours)
         except Exception:
             log.exception("periodic purge failed; trying again in an hour")
 

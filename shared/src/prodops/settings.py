@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     source_secret_grace_hours: float = Field(
         default=24.0, ge=0, description="How long a rotated-out webhook secret still verifies"
     )
+    delivery_retention_hours: float = Field(
+        default=168.0,
+        ge=72.0,
+        description="How long settled webhook deliveries (and so their dedup keys) are kept",
+    )
     webhook_timestamp_tolerance_seconds: float = Field(
         default=300.0, gt=0, description="How far a signed webhook timestamp may be off"
     )

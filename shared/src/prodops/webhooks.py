@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from prodops.auth import Admin
-from prodops.db import Connection, workspace_transaction
+from prodops.db import Connection, Pool, workspace_transaction
 from prodops.events import new_id
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
@@ -45,6 +45,7 @@ __all__ = [
     "SignatureError",
     "body_hash",
     "json_object",
+    "purge_deliveries",
     "webhook_routers",
 ]
 
@@ -137,6 +138,12 @@ WHERE ($1::text IS NULL OR status = $1)
 ORDER BY received_at DESC, id DESC LIMIT $4
 """
 _GET = "SELECT * FROM webhook_delivery WHERE id = $1 FOR UPDATE"
+# Failed deliveries stay until someone fixes and replays them; the rest go after the retention,
+# which is longer than any vendor retries (72 hours), so the dedup key outlives every retry.
+_PURGE = """
+DELETE FROM webhook_delivery
+WHERE status IN ('processed', 'ignored') AND received_at < now() - $1::float8 * interval '1 hour'
+"""
 
 Status = Literal["received", "processed", "ignored", "failed"]
 
@@ -173,6 +180,12 @@ async def _normalise(conn: Connection, normalize: Normalizer, delivery: Delivery
     outcome: Status = "processed" if handled else "ignored"
     await conn.execute(_SETTLE, delivery.id, outcome, None)
     return outcome
+
+
+async def purge_deliveries(pool: Pool, *, older_than_hours: float) -> int:
+    """Delete settled deliveries older than the retention; returns how many went."""
+    status: str = await pool.execute(_PURGE, older_than_hours)
+    return int(status.rsplit(maxsplit=1)[-1])
 
 
 def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer) -> list[APIRouter]:
