@@ -39,6 +39,10 @@ async def test_service_documents_its_http_api_and_its_events(
             for status in ("401", "403", "422"):
                 content = op["responses"][status]["content"]
                 assert list(content) == ["application/problem+json"], (path, status)
+        posts = [item["post"] for path, item in openapi["paths"].items() if "post" in item]
+        for post in posts:
+            headers = {p["name"] for p in post.get("parameters", []) if p["in"] == "header"}
+            assert ("Idempotency-Key" in headers) == bool(post.get("security")), post["summary"]
 
         asyncapi = (await client.get("/asyncapi.json")).json()
         assert asyncapi["asyncapi"].startswith("3.")

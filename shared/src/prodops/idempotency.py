@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
+from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -292,3 +294,32 @@ def _replayed_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
         if text in _REPLAYED_HEADERS:
             headers[text] = value.decode("latin-1")
     return headers
+
+
+_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Retries with the same key get the first answer again (header `Idempotent-Replayed: "
+        "true`); the same key with another request is 409. Keys live per workspace."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def document_idempotency_key(app: FastAPI) -> None:
+    """Show the `Idempotency-Key` header on every authenticated POST in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for item in schema["paths"].values():
+            post = item.get("post")
+            if post and post.get("security"):
+                post.setdefault("parameters", []).append(_PARAMETER)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -23,7 +23,11 @@ from prodops.broker import create_broker, ensure_stream, jetstream
 from prodops.consumer import EventConsumer, purge_inbox
 from prodops.db import Pool, create_pool
 from prodops.events import EventData, envelope_model
-from prodops.idempotency import IdempotencyMiddleware, purge_expired_keys
+from prodops.idempotency import (
+    IdempotencyMiddleware,
+    document_idempotency_key,
+    purge_expired_keys,
+)
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
@@ -104,6 +108,7 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
         burst=settings.rate_limit_burst,
     )
     instrument_app(app, service=spec.name, metrics_enabled=settings.metrics_enabled)
+    document_idempotency_key(app)
     return app
 
 
