@@ -10,9 +10,10 @@ error (answered 2xx) and can be replayed after a fix.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -45,6 +46,7 @@ __all__ = [
     "SignatureError",
     "body_hash",
     "json_object",
+    "matches_one",
     "purge_deliveries",
     "webhook_routers",
 ]
@@ -96,6 +98,13 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedWebhookError("body is not a JSON object")
     return value
+
+
+def matches_one(offered: str, expected: Iterable[str]) -> bool:
+    """Whether `offered` equals one of `expected` (one per secret), compared in constant time."""
+    # Bytes, not str: compare_digest raises on non-ASCII text, and a header is caller-controlled.
+    given = offered.strip().encode()
+    return any(hmac.compare_digest(given, candidate.encode()) for candidate in expected)
 
 
 def body_hash(webhook: InboundWebhook) -> str:

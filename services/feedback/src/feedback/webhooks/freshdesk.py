@@ -20,7 +20,6 @@ sends no delivery id, so deliveries are keyed by the body hash.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -34,6 +33,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 
 SECRET_HEADER = "x-prodops-secret"  # noqa: S105 - a header name, not a secret
@@ -71,9 +71,7 @@ class Freshdesk:
         offered = webhook.headers.get(SECRET_HEADER)
         if offered is None:
             raise SignatureError(f"missing {SECRET_HEADER} header")
-        # Bytes, not str: compare_digest refuses non-ASCII str, and a header is caller-controlled.
-        offered_bytes = offered.encode()
-        if not any(hmac.compare_digest(offered_bytes, s.encode()) for s in secrets):
+        if not matches_one(offered, secrets):
             raise SignatureError(f"{SECRET_HEADER} does not match")
 
     def identify(self, webhook: InboundWebhook) -> Identity:

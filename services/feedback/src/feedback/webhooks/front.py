@@ -29,6 +29,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 
 SIGNATURE = "x-front-signature"
@@ -75,12 +76,12 @@ class FrontProvider:
         if abs(now - sent_at) > tolerance:
             raise SignatureError("X-Front-Request-Timestamp is outside the tolerance")
         signed = f"{stamp}:".encode() + webhook.body
-        offered = signature.encode()
-        for secret in secrets:
-            digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-            if hmac.compare_digest(base64.b64encode(digest), offered):
-                return
-        raise SignatureError("no X-Front-Signature matches")
+        expected = (
+            base64.b64encode(hmac.new(s.encode(), signed, hashlib.sha256).digest()).decode()
+            for s in secrets
+        )
+        if not matches_one(signature, expected):
+            raise SignatureError("no X-Front-Signature matches")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The event `id` (else the body hash) and its `type`."""

@@ -27,6 +27,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 
 SIGNATURE_HEADER = "x-helpscout-signature"
@@ -68,12 +69,8 @@ class HelpScout:
         offered = webhook.headers.get(SIGNATURE_HEADER)
         if offered is None:
             raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-        # Bytes, not str: compare_digest refuses non-ASCII str, and a header is caller-controlled.
-        offered_bytes = offered.encode()
-        for secret in secrets:
-            if hmac.compare_digest(offered_bytes, sign(secret, webhook.body).encode()):
-                return
-        raise SignatureError(f"{SIGNATURE_HEADER} does not match")
+        if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):
+            raise SignatureError(f"{SIGNATURE_HEADER} does not match")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`<event>:<id>:<update time>`, stable across retries; the body hash when either lacks."""

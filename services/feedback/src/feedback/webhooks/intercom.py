@@ -29,6 +29,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 
 SIGNATURE = "x-hub-signature"
@@ -85,12 +86,11 @@ class IntercomProvider:
             raise SignatureError("missing X-Hub-Signature header")
         if not header.startswith(_SCHEME):
             raise SignatureError("X-Hub-Signature is not sha1=")
-        offered = header.removeprefix(_SCHEME).encode()
-        for secret in secrets:
-            expected = hmac.new(secret.encode(), webhook.body, hashlib.sha1).hexdigest()
-            if hmac.compare_digest(expected.encode(), offered):
-                return
-        raise SignatureError("no X-Hub-Signature matches")
+        expected = (
+            hmac.new(secret.encode(), webhook.body, hashlib.sha1).hexdigest() for secret in secrets
+        )
+        if not matches_one(header.removeprefix(_SCHEME), expected):
+            raise SignatureError("no X-Hub-Signature matches")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The notification `id` and its `topic`."""

@@ -28,6 +28,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 
 SIGNATURE = "x-zendesk-webhook-signature"
@@ -72,12 +73,12 @@ class ZendeskProvider:
         if abs(now - _signed_at(stamp)) > tolerance:
             raise SignatureError("Zendesk signature timestamp is outside the tolerance")
         signed = stamp.encode() + webhook.body
-        offered = signature.encode()
-        for secret in secrets:
-            digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
-            if hmac.compare_digest(base64.b64encode(digest), offered):
-                return
-        raise SignatureError("no Zendesk signature matches")
+        expected = (
+            base64.b64encode(hmac.new(s.encode(), signed, hashlib.sha256).digest()).decode()
+            for s in secrets
+        )
+        if not matches_one(signature, expected):
+            raise SignatureError("no Zendesk signature matches")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The event's `id` and `type`; a trigger webhook: the body hash and `trigger`."""

@@ -31,6 +31,7 @@ from prodops.webhooks import (
     MalformedWebhookError,
     SignatureError,
     json_object,
+    matches_one,
 )
 from roadmap.domain import TrackerIssueSnapshot, kind_of, priority_from_labels
 
@@ -65,13 +66,10 @@ class GitHub:
         offered = webhook.headers.get(SIGNATURE_HEADER)
         if offered is None:
             raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-        # Bytes, not str: compare_digest refuses non-ASCII str, and a header is caller-controlled.
-        offered_bytes = offered.strip().encode()
-        for secret in secrets:
-            # An empty secret would be an HMAC key anyone can use.
-            if secret and hmac.compare_digest(offered_bytes, sign(secret, webhook.body).encode()):
-                return
-        raise SignatureError(f"{SIGNATURE_HEADER} does not match")
+        # An empty secret would be an HMAC key anyone can use.
+        expected = (sign(secret, webhook.body) for secret in secrets if secret)
+        if not matches_one(offered, expected):
+            raise SignatureError(f"{SIGNATURE_HEADER} does not match")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`X-GitHub-Delivery` and `<X-GitHub-Event>.<action>` (the bare event without one)."""

@@ -17,7 +17,6 @@ Ignored: `Note Hook`, `Release Hook` and every other hook.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 from roadmap.domain import IssueKind, TrackerIssueSnapshot, kind_of, priority_from_labels
 
@@ -219,7 +219,5 @@ def _milestone(value: Any) -> str | None:
 
 
 def _token_matches(token: str, secrets: Sequence[str]) -> bool:
-    offered = token.encode()
-    # Every secret is compared (rotation); an empty one would let an empty header through.
-    matches = [hmac.compare_digest(offered, s.encode()) for s in secrets if s]
-    return any(matches)
+    # An empty secret would let an empty header through.
+    return matches_one(token, (s for s in secrets if s))

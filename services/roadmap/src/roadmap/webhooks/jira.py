@@ -35,6 +35,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 from roadmap.domain import (
     TrackerIssueSnapshot,
@@ -79,12 +80,8 @@ class Jira:
             raise SignatureError(f"missing {SIGNATURE_HEADER} header")
         if not offered.startswith(SIGNATURE_METHOD):
             raise SignatureError(f"{SIGNATURE_HEADER} is not {SIGNATURE_METHOD}")
-        # Bytes, not str: compare_digest refuses non-ASCII str, and a header is caller-controlled.
-        offered_bytes = offered.encode()
-        for secret in secrets:
-            if hmac.compare_digest(offered_bytes, sign(secret, webhook.body).encode()):
-                return
-        raise SignatureError(f"{SIGNATURE_HEADER} does not match")
+        if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):
+            raise SignatureError(f"{SIGNATURE_HEADER} does not match")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`X-Atlassian-Webhook-Identifier` (else the body hash) and the body's `webhookEvent`."""

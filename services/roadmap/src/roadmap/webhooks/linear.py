@@ -30,6 +30,7 @@ from prodops.webhooks import (
     SignatureError,
     body_hash,
     json_object,
+    matches_one,
 )
 from roadmap.domain import TrackerIssueSnapshot, kind_of, linear_priority, priority_from_labels
 
@@ -59,12 +60,7 @@ class Linear:
         offered = webhook.headers.get(SIGNATURE_HEADER)
         if offered is None:
             raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-        # Bytes, not str: compare_digest refuses non-ASCII str, and a header is caller-controlled.
-        offered_bytes = offered.encode()
-        if not any(
-            hmac.compare_digest(offered_bytes, sign(secret, webhook.body).encode())
-            for secret in secrets
-        ):
+        if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):
             raise SignatureError(f"{SIGNATURE_HEADER} does not match")
         # Checked after the signature: the timestamp is in the body, trusted only once signed.
         _check_timestamp(webhook.body, now=now, tolerance=tolerance)
