@@ -47,7 +47,9 @@ __all__ = [
     "body_hash",
     "json_object",
     "matches_one",
+    "number_of",
     "purge_deliveries",
+    "text_of",
     "webhook_routers",
 ]
 
@@ -105,6 +107,20 @@ def matches_one(offered: str, expected: Iterable[str]) -> bool:
     # Bytes, not str: compare_digest raises on non-ASCII text, and a header is caller-controlled.
     given = offered.strip().encode()
     return any(hmac.compare_digest(given, candidate.encode()) for candidate in expected)
+
+
+def text_of(value: object) -> str | None:
+    """A payload value as trimmed text (ids may come as numbers); None when absent or blank."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
+def number_of(value: object) -> float | None:
+    """A payload value as a number; None when it is not one (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def body_hash(webhook: InboundWebhook) -> str:

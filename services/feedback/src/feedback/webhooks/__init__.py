@@ -7,9 +7,19 @@ delivery, answer the setup handshake); `snapshot(event_type, payload)` maps one 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from feedback.domain import TicketSnapshot
+from feedback.domain import TicketSnapshot, normalise_tags
 
 Snapshot = Callable[[str, Any], TicketSnapshot | None]
+
+_TAG_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def vendor_tags(names: Iterable[object]) -> list[str]:
+    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
+    return normalise_tags(
+        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
+    )

@@ -12,14 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi.responses import PlainTextResponse, Response
 
-from feedback.domain import TicketSnapshot, normalise_tags
+from feedback.domain import TicketSnapshot
+from feedback.webhooks import vendor_tags
 from prodops.events import Customer
 from prodops.webhooks import (
     Identity,
@@ -30,6 +30,7 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    text_of,
 )
 
 SIGNATURE = "x-front-signature"
@@ -53,7 +54,6 @@ _STATUSES: dict[str, Status] = {
     "assigned": "open",
     "open": "open",
 }
-_TAG_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class FrontProvider:
@@ -114,7 +114,7 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
     conversation = event.get("conversation")
     if not isinstance(conversation, Mapping):
         raise ValueError("Front event without a conversation")  # noqa: TRY004
-    conversation_id = _text(conversation.get("id"))
+    conversation_id = text_of(conversation.get("id"))
     if conversation_id is None:
         raise ValueError("Front conversation without an id")
     target = _target(event)
@@ -123,7 +123,7 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
         external_id=conversation_id,
         title=_title(conversation, target if event_type == "inbound" else {}),
         status=_TYPE_STATUS[event_type] or _STATUSES.get(str(conversation.get("status"))),
-        tags=_tags(_tag_names(tags)) if isinstance(tags, list) else None,
+        tags=vendor_tags(_tag_names(tags)) if isinstance(tags, list) else None,
         tags_added=_target_tag(target) if event_type == "tag" else [],
         tags_removed=_target_tag(target) if event_type == "untag" else [],
         customer=_customer(conversation.get("recipient")),
@@ -145,12 +145,12 @@ def _target(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _target_tag(target: Mapping[str, Any]) -> list[str]:
     # A `tag`/`untag` event names the one tag in `target.data` (the conversation lists them all).
-    return _tags([target.get("name")])
+    return vendor_tags([target.get("name")])
 
 
 def _title(conversation: Mapping[str, Any], message: Mapping[str, Any]) -> str | None:
     # Chat channels have no subject: an inbound message's blurb stands in for it.
-    found = _text(conversation.get("subject")) or _text(message.get("blurb"))
+    found = text_of(conversation.get("subject")) or text_of(message.get("blurb"))
     return found[:_TITLE_LENGTH] if found else None
 
 
@@ -162,29 +162,16 @@ def _customer(recipient: object) -> Customer | None:
     """The conversation's main contact: its id from the contact link, its handle if an email."""
     if not isinstance(recipient, Mapping):
         return None
-    handle = _text(recipient.get("handle"))
+    handle = text_of(recipient.get("handle"))
     links = recipient.get("_links")
     related = links.get("related") if isinstance(links, Mapping) else None
-    contact = _text(related.get("contact")) if isinstance(related, Mapping) else None
+    contact = text_of(related.get("contact")) if isinstance(related, Mapping) else None
     # Front links the contact (`…/contacts/crd_…`) but sends no id field for it.
     contact_id = contact.rstrip("/").rsplit("/", 1)[-1] if contact else None
     email = handle if handle and "@" in handle else None
     if contact_id is None and email is None:
         return None
     return Customer(external_id=contact_id, email=email)
-
-
-def _tags(names: Iterable[object]) -> list[str]:
-    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
-    return normalise_tags(
-        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
-    )
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
 
 
 def _moment(value: object) -> datetime | None:

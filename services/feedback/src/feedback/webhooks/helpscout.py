@@ -28,6 +28,7 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    text_of,
 )
 
 SIGNATURE_HEADER = "x-helpscout-signature"
@@ -79,8 +80,8 @@ class HelpScout:
             raise MalformedWebhookError(f"missing {EVENT_HEADER} header")
         body = json_object(webhook.body)
         # Not the body hash first: retries re-render fields such as `customerWaitingSince.friendly`.
-        ident = _text(body.get("id"))
-        stamp = next((v for v in (_text(body.get(k)) for k in _STAMPS) if v), None)
+        ident = text_of(body.get("id"))
+        stamp = next((v for v in (text_of(body.get(k)) for k in _STAMPS) if v), None)
         if ident is None or stamp is None:
             return Identity(body_hash(webhook), event)
         return Identity(f"{event}:{ident}:{stamp}", event)
@@ -107,11 +108,11 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
     if event_type == "convo.deleted":
         # A deleted conversation may arrive as little more than its id.
         return TicketSnapshot(external_id=conversation_id, status="archived")
-    status = _text(payload.get("status"))
+    status = text_of(payload.get("status"))
     return TicketSnapshot(
         external_id=conversation_id,
-        title=_text(payload.get("subject")),
-        body=_text(payload.get("preview")),
+        title=text_of(payload.get("subject")),
+        body=text_of(payload.get("preview")),
         url=_url(payload, conversation_id),
         status=None if status is None else _STATUSES.get(status.lower()),
         tags=_tags(payload.get("tags")),
@@ -123,21 +124,15 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
 def _rating(payload: dict[str, Any]) -> TicketSnapshot:
     conversation = payload.get("ticketId") or payload.get("conversationId")
     conversation_id = _required_id(conversation, "rating has no ticketId")
-    rating = _text(payload.get("rating"))
+    rating = text_of(payload.get("rating"))
     sentiment = None if rating is None else _RATINGS.get(rating.lower())
     if sentiment is None:
         raise ValueError(f"unknown rating {rating!r}")
     return TicketSnapshot(external_id=conversation_id, sentiment=sentiment)
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
-
-
 def _required_id(value: Any, problem: str) -> str:
-    ident = _text(value)
+    ident = text_of(value)
     if ident is None:
         raise ValueError(problem)
     return ident
@@ -146,8 +141,8 @@ def _required_id(value: Any, problem: str) -> str:
 def _url(payload: dict[str, Any], conversation_id: str) -> str | None:
     links = payload.get("_links")
     web = links.get("web") if isinstance(links, dict) else None
-    href = _text(web.get("href")) if isinstance(web, dict) else None
-    number = _text(payload.get("number"))
+    href = text_of(web.get("href")) if isinstance(web, dict) else None
+    number = text_of(payload.get("number"))
     if href is None and number is not None:
         # The web address Help Scout documents for a conversation id and number.
         href = f"https://secure.helpscout.net/conversation/{conversation_id}/{number}/"
@@ -165,11 +160,11 @@ def _tags(value: Any) -> list[str] | None:
 def _customer(person: Any) -> Customer | None:
     if not isinstance(person, dict):
         return None
-    first = _text(person.get("first") or person.get("firstName"))
-    last = _text(person.get("last") or person.get("lastName"))
+    first = text_of(person.get("first") or person.get("firstName"))
+    last = text_of(person.get("last") or person.get("lastName"))
     name = " ".join(n for n in (first, last) if n) or None
-    email = _text(person.get("email")) or _first_email(person.get("emails"))
-    external_id = _text(person.get("id"))
+    email = text_of(person.get("email")) or _first_email(person.get("emails"))
+    external_id = text_of(person.get("id"))
     if external_id is None and email is None and name is None:
         return None
     return Customer(external_id=external_id, email=email, name=name)
@@ -179,9 +174,9 @@ def _first_email(emails: Any) -> str | None:
     if not isinstance(emails, list) or not emails:
         return None
     first = emails[0]
-    return _text(first.get("value") if isinstance(first, dict) else first)
+    return text_of(first.get("value") if isinstance(first, dict) else first)
 
 
 def _datetime(value: Any) -> datetime | None:
-    text = _text(value)
+    text = text_of(value)
     return None if text is None else datetime.fromisoformat(text)

@@ -13,13 +13,14 @@ import hashlib
 import hmac
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse, Response
 
-from feedback.domain import TicketSnapshot, normalise_tags
+from feedback.domain import TicketSnapshot
+from feedback.webhooks import vendor_tags
 from prodops.events import Customer, Priority
 from prodops.webhooks import (
     Identity,
@@ -30,6 +31,7 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    text_of,
 )
 
 SIGNATURE = "x-hub-signature"
@@ -64,7 +66,6 @@ _TOPIC_STATUS: dict[str, Status] = {
 _PRIORITIES: dict[str, Priority] = {"priority": "high", "not_priority": "normal"}
 _CUSTOMER_TYPES = frozenset({"user", "lead", "contact"})
 _MARKUP = re.compile(r"<[^>]*>")
-_TAG_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class IntercomProvider:
@@ -128,15 +129,15 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
         "body": text,
         "url": _web_link(item),
         "status": _TOPIC_STATUS.get(event_type) or _status(item),
-        "tags": _tags(_tag_names(item["tags"])) if "tags" in item else None,
-        "priority": _PRIORITIES.get(_text(item.get("priority")) or ""),
+        "tags": vendor_tags(_tag_names(item["tags"])) if "tags" in item else None,
+        "priority": _PRIORITIES.get(text_of(item.get("priority")) or ""),
         "sentiment": _sentiment(item.get("conversation_rating")),
         "customer": _customer(item, opening),
         "account_external_id": _company(item),
         "created_at": _moment(item.get("created_at")),
     }
     if event_type == "conversation_part.tag.created" and "tags_added" in item:
-        fields["tags_added"] = _tags(_tag_names(item["tags_added"]))
+        fields["tags_added"] = vendor_tags(_tag_names(item["tags_added"]))
     return TicketSnapshot(**fields)
 
 
@@ -149,7 +150,7 @@ def _conversation(payload: object) -> Mapping[str, Any]:
 
 
 def _conversation_id(item: Mapping[str, Any]) -> str:
-    found = _text(item.get("id"))
+    found = text_of(item.get("id"))
     if found is None:
         raise ValueError("Intercom conversation without an id")
     return found
@@ -214,7 +215,7 @@ def _customer(item: Mapping[str, Any], opening: Mapping[str, Any]) -> Customer |
 
 
 def _person(person: Mapping[str, Any]) -> Customer | None:
-    found = {k: _text(person.get(k)) for k in ("id", "email", "name")}
+    found = {k: text_of(person.get(k)) for k in ("id", "email", "name")}
     if not any(found.values()):
         return None
     return Customer(external_id=found["id"], email=found["email"], name=found["name"])
@@ -222,12 +223,12 @@ def _person(person: Mapping[str, Any]) -> Customer | None:
 
 def _company(item: Mapping[str, Any]) -> str | None:
     company = item.get("company")
-    return _text(company.get("id")) if isinstance(company, Mapping) else None
+    return text_of(company.get("id")) if isinstance(company, Mapping) else None
 
 
 def _web_link(item: Mapping[str, Any]) -> str | None:
     links = item.get("links")
-    return _text(links.get("conversation_web")) if isinstance(links, Mapping) else None
+    return text_of(links.get("conversation_web")) if isinstance(links, Mapping) else None
 
 
 def _plain(value: object) -> str | None:
@@ -235,19 +236,6 @@ def _plain(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     return " ".join(html.unescape(_MARKUP.sub(" ", value)).split()) or None
-
-
-def _tags(names: Iterable[object]) -> list[str]:
-    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
-    return normalise_tags(
-        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
-    )
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
 
 
 def _moment(value: object) -> datetime | None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi.responses import Response
 
-from feedback.domain import TicketSnapshot, normalise_tags
+from feedback.domain import TicketSnapshot
+from feedback.webhooks import vendor_tags
 from prodops.events import Customer, Priority
 from prodops.webhooks import (
     Identity,
@@ -29,6 +29,7 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    text_of,
 )
 
 SIGNATURE = "x-zendesk-webhook-signature"
@@ -54,7 +55,6 @@ _PRIORITIES: dict[str, Priority] = {
     "HIGH": "high",
     "URGENT": "urgent",
 }
-_TAG_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class ZendeskProvider:
@@ -116,19 +116,19 @@ def snapshot(event_type: str, payload: Any) -> TicketSnapshot | None:
 
 
 def _detail_fields(detail: Mapping[str, Any]) -> dict[str, Any]:
-    ticket_id = _text(detail.get("id"))
+    ticket_id = text_of(detail.get("id"))
     if ticket_id is None:
         raise ValueError("Zendesk ticket event without detail.id")
-    requester = _text(detail.get("requester_id"))
+    requester = text_of(detail.get("requester_id"))
     tags = detail.get("tags")
     return {
         "external_id": ticket_id,
-        "title": _text(detail.get("subject")),
-        "body": _text(detail.get("description")),
-        "url": _text(detail.get("url")),
+        "title": text_of(detail.get("subject")),
+        "body": text_of(detail.get("description")),
+        "url": text_of(detail.get("url")),
         "status": _STATUSES.get(_upper(detail.get("status"))),
         "priority": _PRIORITIES.get(_upper(detail.get("priority"))),
-        "tags": _tags(tags) if isinstance(tags, list) else None,
+        "tags": vendor_tags(tags) if isinstance(tags, list) else None,
         "customer": Customer(external_id=requester) if requester else None,
         "account_external_id": _organization(detail.get("organization_id")),
         "created_at": _moment(detail.get("created_at")),
@@ -144,8 +144,8 @@ def _event_fields(kind: str, event: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "tags_changed":
         added, removed = event.get("tags_added"), event.get("tags_removed")
         return {
-            "tags_added": _tags(added) if isinstance(added, list) else [],
-            "tags_removed": _tags(removed) if isinstance(removed, list) else [],
+            "tags_added": vendor_tags(added) if isinstance(added, list) else [],
+            "tags_removed": vendor_tags(removed) if isinstance(removed, list) else [],
         }
     return {}
 
@@ -154,15 +154,15 @@ def _trigger_snapshot(body: Mapping[str, Any]) -> TicketSnapshot:
     """Best effort over an admin-written template: flat, or nested under `ticket`."""
     nested = body.get("ticket")
     ticket: Mapping[str, Any] = nested if isinstance(nested, Mapping) else body
-    ticket_id = _text(ticket.get("ticket_id")) or _text(ticket.get("id"))
-    title = _text(ticket.get("title")) or _text(ticket.get("subject"))
+    ticket_id = text_of(ticket.get("ticket_id")) or text_of(ticket.get("id"))
+    title = text_of(ticket.get("title")) or text_of(ticket.get("subject"))
     if ticket_id is None or title is None:
         raise ValueError("Zendesk trigger body needs an id/ticket_id and a title/subject key")
     return TicketSnapshot(
         external_id=ticket_id,
         title=title,
-        body=_text(ticket.get("description")),
-        url=_text(ticket.get("url")) or _text(ticket.get("link")),
+        body=text_of(ticket.get("description")),
+        url=text_of(ticket.get("url")) or text_of(ticket.get("link")),
         status=_STATUSES.get(_upper(ticket.get("status"))),
         priority=_PRIORITIES.get(_upper(ticket.get("priority"))),
         tags=_trigger_tags(ticket.get("tags")),
@@ -174,16 +174,16 @@ def _trigger_snapshot(body: Mapping[str, Any]) -> TicketSnapshot:
 def _trigger_tags(value: object) -> list[str] | None:
     # The `{{ticket.tags}}` placeholder renders the tags as one space-separated string.
     if isinstance(value, str):
-        return _tags(value.split())
-    return _tags(value) if isinstance(value, list) else None
+        return vendor_tags(value.split())
+    return vendor_tags(value) if isinstance(value, list) else None
 
 
 def _trigger_customer(ticket: Mapping[str, Any]) -> Customer | None:
     requester = ticket.get("requester")
     if isinstance(requester, Mapping):
-        found = {k: _text(requester.get(k)) for k in ("id", "email", "name")}
+        found = {k: text_of(requester.get(k)) for k in ("id", "email", "name")}
     else:
-        found = {k: _text(ticket.get(f"requester_{k}")) for k in ("id", "email", "name")}
+        found = {k: text_of(ticket.get(f"requester_{k}")) for k in ("id", "email", "name")}
     if not any(found.values()):
         return None
     return Customer(external_id=found["id"], email=found["email"], name=found["name"])
@@ -204,26 +204,13 @@ def _mapping(value: object, what: str) -> Mapping[str, Any]:
     return value
 
 
-def _tags(names: Iterable[object]) -> list[str]:
-    """Vendor tags as feedback tags: lower case, spaces and commas turned into '-'."""
-    return normalise_tags(
-        [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
-    )
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
-
-
 def _upper(value: object) -> str:
     return value.upper() if isinstance(value, str) else ""
 
 
 def _organization(value: object) -> str | None:
     # Zendesk renders "no organization" as null in ticket events but as "0" in user events.
-    found = _text(value)
+    found = text_of(value)
     return None if found == "0" else found
 
 

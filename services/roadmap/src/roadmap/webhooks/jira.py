@@ -36,6 +36,8 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    number_of,
+    text_of,
 )
 from roadmap.domain import (
     TrackerIssueSnapshot,
@@ -85,7 +87,7 @@ class Jira:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`X-Atlassian-Webhook-Identifier` (else the body hash) and the body's `webhookEvent`."""
-        event = _text(json_object(webhook.body).get("webhookEvent"))
+        event = text_of(json_object(webhook.body).get("webhookEvent"))
         if event is None:
             raise MalformedWebhookError("body has no webhookEvent")
         key = webhook.headers.get(DELIVERY_HEADER, "").strip()
@@ -106,7 +108,7 @@ def snapshots(event_type: str, payload: Any) -> list[TrackerIssueSnapshot]:
     if not isinstance(payload, dict) or not isinstance(payload.get("issue"), dict):
         raise MalformedWebhookError(f"{event_type} has no issue")
     issue: dict[str, Any] = payload["issue"]
-    external_id, key = _text(issue.get("id")), _text(issue.get("key"))
+    external_id, key = text_of(issue.get("id")), text_of(issue.get("key"))
     if external_id is None or key is None:
         raise MalformedWebhookError(f"{event_type} issue has no id or key")
     url = _browse_url(issue.get("self"), key)
@@ -136,20 +138,20 @@ def _issue(
         priority = priority_from_labels(labels) or priority
     state = _state(fields)
     assignee = _dict(fields.get("assignee"))
-    parent = _text(_dict(fields.get("parent")).get("key")) or _text(fields.get(EPIC_LINK))
+    parent = text_of(_dict(fields.get("parent")).get("key")) or text_of(fields.get(EPIC_LINK))
     return TrackerIssueSnapshot(
         provider="jira",
         external_id=external_id,
         key=key,
         url=url,
-        title=_text(fields.get("summary")),
+        title=text_of(fields.get("summary")),
         state=state,
         state_reason=_name(fields.get("resolution")) if state == "closed" else None,
         kind=kind_of(labels, issue_type),
         priority=priority,
         labels=labels,
-        estimate=_number(fields.get(STORY_POINTS)),
-        assignees=[n for n in [_text(assignee.get("displayName"))] if n],
+        estimate=number_of(fields.get(STORY_POINTS)),
+        assignees=[n for n in [text_of(assignee.get("displayName"))] if n],
         fix_versions=_fix_versions(fields.get("fixVersions"), changes.get("fixVersions", [])),
         parent_key=parent,
         created_at=_datetime(fields.get("created")),
@@ -162,7 +164,7 @@ def _changes(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     items = _dict(payload.get("changelog")).get("items")
     found: dict[str, list[dict[str, Any]]] = {}
     for item in items if isinstance(items, list) else []:
-        field_id = _text(item.get("fieldId")) if isinstance(item, dict) else None
+        field_id = text_of(item.get("fieldId")) if isinstance(item, dict) else None
         if field_id is not None:
             found.setdefault(field_id, []).append(item)
     return found
@@ -170,7 +172,7 @@ def _changes(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def _changed(changes: dict[str, list[dict[str, Any]]], field_id: str) -> str | None:
     items = changes.get(field_id)
-    return _text(items[-1].get("toString")) if items else None
+    return text_of(items[-1].get("toString")) if items else None
 
 
 def _labels(fields: dict[str, Any], changes: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -185,22 +187,22 @@ def _fix_versions(value: Any, changes: list[dict[str, Any]]) -> list[str]:
     """The versions' names, keyed by version id, with the changelog's removals and additions."""
     versions: dict[str, str] = {}
     for version in value if isinstance(value, list) else []:
-        name = _text(version.get("name")) if isinstance(version, dict) else None
+        name = text_of(version.get("name")) if isinstance(version, dict) else None
         if name is not None:
-            versions[_text(version.get("id")) or name] = name
+            versions[text_of(version.get("id")) or name] = name
     for item in changes:
         # Jira writes one item per version added (`to`) or removed (`from`), or both on a swap.
-        removed = _text(item.get("from"))
-        gone = _text(item.get("fromString"))
+        removed = text_of(item.get("from"))
+        gone = text_of(item.get("fromString"))
         versions = {k: n for k, n in versions.items() if k != removed and (removed or n != gone)}
-        added, name = _text(item.get("to")), _text(item.get("toString"))
+        added, name = text_of(item.get("to")), text_of(item.get("toString"))
         if name is not None:
             versions.setdefault(added or name, name)
     return list(versions.values())
 
 
 def _state(fields: dict[str, Any]) -> Literal["open", "closed"] | None:
-    category = _text(_dict(_dict(fields.get("status")).get("statusCategory")).get("key"))
+    category = text_of(_dict(_dict(fields.get("status")).get("statusCategory")).get("key"))
     if category is None:
         return None
     return "closed" if category == "done" else "open"
@@ -217,21 +219,9 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _name(value: Any) -> str | None:
-    return _text(_dict(value).get("name"))
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    return text_of(_dict(value).get("name"))
 
 
 def _datetime(value: Any) -> datetime | None:
-    text = _text(value)
+    text = text_of(value)
     return None if text is None else datetime.fromisoformat(text)

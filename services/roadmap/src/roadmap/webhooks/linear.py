@@ -31,6 +31,8 @@ from prodops.webhooks import (
     body_hash,
     json_object,
     matches_one,
+    number_of,
+    text_of,
 )
 from roadmap.domain import TrackerIssueSnapshot, kind_of, linear_priority, priority_from_labels
 
@@ -68,7 +70,7 @@ class Linear:
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`Linear-Delivery` (else the body hash) and `<type>.<action>` from the body."""
         body = json_object(webhook.body)
-        kind, action = _text(body.get("type")), _text(body.get("action"))
+        kind, action = text_of(body.get("type")), text_of(body.get("action"))
         if kind is None or action is None:
             raise MalformedWebhookError("body has no type or action")
         key = webhook.headers.get(DELIVERY_HEADER, "").strip()
@@ -105,11 +107,11 @@ def snapshots(event_type: str, payload: Any) -> list[TrackerIssueSnapshot]:
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise MalformedWebhookError(f"{event_type} has no data")
     issue: dict[str, Any] = payload["data"]
-    external_id, key = _text(issue.get("id")), _key(issue)
+    external_id, key = text_of(issue.get("id")), _key(issue)
     if external_id is None or key is None:
         raise MalformedWebhookError(f"{event_type} issue has no id or identifier")
     # Older payloads carry the address next to `data`, newer ones inside it.
-    url = _text(issue.get("url")) or _text(payload.get("url"))
+    url = text_of(issue.get("url")) or text_of(payload.get("url"))
     if event_type == REMOVED:
         return [
             TrackerIssueSnapshot(
@@ -123,7 +125,7 @@ def _issue(
     external_id: str, key: str, url: str | None, issue: dict[str, Any]
 ) -> TrackerIssueSnapshot:
     labels = _labels(issue)
-    state_type = _text(_dict(issue.get("state")).get("type"))
+    state_type = text_of(_dict(issue.get("state")).get("type"))
     state: Literal["open", "closed"] | None = None
     if state_type is not None:
         state = "closed" if state_type in _CLOSED else "open"
@@ -132,16 +134,16 @@ def _issue(
         external_id=external_id,
         key=key,
         url=url,
-        title=_text(issue.get("title")),
+        title=text_of(issue.get("title")),
         state=state,
         state_reason=state_type if state == "closed" else None,
         kind=None if labels is None else kind_of(labels),
         priority=_priority(issue.get("priority"), labels),
         labels=labels,
-        estimate=_number(issue.get("estimate")),
+        estimate=number_of(issue.get("estimate")),
         assignees=_assignees(issue),
-        project=_text(_dict(issue.get("project")).get("name")),
-        parent_key=_text(_dict(issue.get("parent")).get("identifier")),
+        project=text_of(_dict(issue.get("project")).get("name")),
+        parent_key=text_of(_dict(issue.get("parent")).get("identifier")),
         created_at=_datetime(issue.get("createdAt")),
         closed_at=_datetime(issue.get("completedAt") or issue.get("canceledAt")),
     )
@@ -149,8 +151,8 @@ def _issue(
 
 def _key(issue: dict[str, Any]) -> str | None:
     """`identifier` (ENG-12); older payloads only have the team key and the number."""
-    identifier = _text(issue.get("identifier"))
-    team, number = _text(_dict(issue.get("team")).get("key")), _text(issue.get("number"))
+    identifier = text_of(issue.get("identifier"))
+    team, number = text_of(_dict(issue.get("team")).get("key")), text_of(issue.get("number"))
     if identifier is None and team is not None and number is not None:
         identifier = f"{team}-{number}"
     return identifier
@@ -159,7 +161,7 @@ def _key(issue: dict[str, Any]) -> str | None:
 def _labels(issue: dict[str, Any]) -> list[str] | None:
     labels = issue.get("labels")
     if isinstance(labels, list):
-        names = (_text(label.get("name")) for label in labels if isinstance(label, dict))
+        names = (text_of(label.get("name")) for label in labels if isinstance(label, dict))
         return [name for name in names if name]
     # Ids alone name nothing; an empty list of ids does say "no labels".
     return [] if issue.get("labelIds") == [] else None
@@ -176,7 +178,7 @@ def _priority(value: Any, labels: list[str] | None) -> TrackerPriority | None:
 
 
 def _assignees(issue: dict[str, Any]) -> list[str] | None:
-    name = _text(_dict(issue.get("assignee")).get("name"))
+    name = text_of(_dict(issue.get("assignee")).get("name"))
     if name is not None:
         return [name]
     # Without `assignee` or `assigneeId` the issue is unassigned (Linear omits nulls).
@@ -187,18 +189,6 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _datetime(value: Any) -> datetime | None:
-    text = _text(value)
+    text = text_of(value)
     return None if text is None else datetime.fromisoformat(text)
