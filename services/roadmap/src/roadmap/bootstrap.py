@@ -16,10 +16,23 @@ from prodops.events import (
 )
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
+from prodops.sources import sources_router
+from prodops.webhooks import webhook_routers
+from roadmap import api, items, launches, objectives, tracker_api
+from roadmap.tracker import PROVIDERS, normalize_delivery
 
 SPEC = ServiceSpec(
     name="roadmap",
     description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
+    routers=[
+        objectives.router,
+        items.router,
+        launches.router,
+        api.router,
+        tracker_api.router,
+        sources_router(providers=PROVIDERS),
+        *webhook_routers(providers=PROVIDERS, normalize=normalize_delivery),
+    ],
     emits=[
         ObjectiveUpserted,
         ObjectiveDeleted,

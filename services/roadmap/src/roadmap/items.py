@@ -1,0 +1,89 @@
+"""Roadmap items over HTTP: decode, delegate to the service functions, encode.
+
+An item is addressed by its id or by its key (`ITEM-12`, case-insensitive).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from prodops.auth import RoadmapRead, RoadmapWrite
+from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.problems import PROBLEM_RESPONSES, require_json
+from roadmap import service
+from roadmap.api import transaction
+from roadmap.domain import Item, ItemFilters, ItemInput, ItemPatch, StatusChange
+
+router = APIRouter(prefix="/v1/items", tags=["items"], responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Item,
+    dependencies=[Depends(require_json)],
+)
+async def create_item(
+    request: Request, response: Response, body: ItemInput, principal: RoadmapWrite
+) -> Item:
+    """Store an item under the workspace's next key (`<PREFIX>-<n>`); emits `item.upserted`."""
+    async with transaction(request, principal) as conn:
+        item = await service.create_item(conn=conn, workspace=principal.workspace, data=body)
+    response.headers["Location"] = f"/v1/items/{item.key}"
+    return item
+
+
+@router.get("", response_model=Page[Item])
+async def list_items(
+    request: Request,
+    principal: RoadmapRead,
+    filters: Annotated[ItemFilters, Query()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Item]:
+    """Items, newest first, narrowed by status, horizon, objective id, launch key and area."""
+    async with transaction(request, principal) as conn:
+        rows = await service.list_items(
+            conn=conn, filters=filters, after=time_id_after(cursor), limit=limit + 1
+        )
+    return page_of(rows, limit, lambda i: time_id_key(i.created_at, i.id))
+
+
+@router.get("/{id_or_key}", response_model=Item)
+async def get_item(request: Request, id_or_key: str, principal: RoadmapRead) -> Item:
+    """One item, by id or key."""
+    async with transaction(request, principal) as conn:
+        return await service.find_item(conn=conn, id_or_key=id_or_key)
+
+
+@router.get("/{id_or_key}/history", response_model=list[StatusChange])
+async def get_item_history(
+    request: Request, id_or_key: str, principal: RoadmapRead
+) -> list[StatusChange]:
+    """Every status the item has had, oldest first, from the one it was created with."""
+    async with transaction(request, principal) as conn:
+        return await service.item_history(conn=conn, id_or_key=id_or_key)
+
+
+@router.patch("/{id_or_key}", response_model=Item, dependencies=[Depends(require_json)])
+async def patch_item(
+    request: Request, id_or_key: str, body: ItemPatch, principal: RoadmapWrite
+) -> Item:
+    """Change only the fields sent; emits `item.upserted` when something changed.
+
+    Becoming `shipped` sets `shipped_at`; leaving `shipped` clears it. Moving to another launch
+    is a new version of both launches (`launch.upserted`), since they carry their item keys.
+    """
+    async with transaction(request, principal) as conn:
+        return await service.patch_item(
+            conn=conn, workspace=principal.workspace, id_or_key=id_or_key, patch=body
+        )
+
+
+@router.delete("/{id_or_key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+async def delete_item(request: Request, id_or_key: str, principal: RoadmapWrite) -> None:
+    """Delete an item and emit `item.deleted`; its children lose their parent."""
+    async with transaction(request, principal) as conn:
+        await service.delete_item(conn=conn, workspace=principal.workspace, id_or_key=id_or_key)

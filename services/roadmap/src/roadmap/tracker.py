@@ -1,0 +1,312 @@
+"""Tracker issues: deliveries from GitHub, GitLab, Jira and Linear, their links, their events.
+
+Links follow design.md §4: `roadmap:<item-key>` labels name items; the milestone (GitHub,
+GitLab), fixVersions (Jira) or project (Linear) named with a launch key names a launch. Such
+`convention` links are recomputed from every delivery; `api` links are made over the API and
+win: a delivery never removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prodops import outbox
+from prodops.db import Connection
+from prodops.events import (
+    EventData,
+    TrackerIssueDeleted,
+    TrackerIssueUpserted,
+    make_event,
+    new_id,
+    utcnow,
+)
+from prodops.telemetry import current_traceparent
+from prodops.webhooks import Delivery, Provider
+from roadmap import tracker_sql as sql
+from roadmap.domain import TrackerIssueSnapshot, TrackerName, item_keys_from_labels
+from roadmap.webhooks import Snapshots, github, gitlab, jira, linear
+
+SERVICE = "roadmap"
+_TRACKERS = (github, gitlab, jira, linear)
+PROVIDERS: dict[str, Provider] = {m.PROVIDER.name: m.PROVIDER for m in _TRACKERS}
+_SNAPSHOTS: dict[str, Snapshots] = {m.PROVIDER.name: m.snapshots for m in _TRACKERS}
+# GitHub and GitLab send the whole issue, so None there means "none"; Jira and Linear may leave
+# out what they do not know, and None there keeps what is stored.
+_COMPLETE = frozenset({"github", "gitlab"})
+_DEFAULTS: dict[str, Any] = {
+    "title": "",
+    "state": "open",
+    "kind": "task",
+    "priority": "none",
+    "labels": [],
+    "assignees": [],
+    "fix_versions": [],
+}
+_DERIVED = frozenset({"blocker", "deleted"})
+
+LinkTarget = Literal["item", "launch"]
+LinkKeys = list[tuple[str, str]]
+
+
+class TrackerLink(BaseModel):
+    """A link of an issue to a roadmap item or launch, and what made it."""
+
+    target: LinkTarget
+    key: str
+    by: Literal["convention", "api"]
+
+
+class TrackerIssue(TrackerIssueUpserted):
+    """A tracker issue as the API shows it: its event state, plus what only the API shows."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    state_reason: str | None
+    assignees: list[str]
+    milestone: str | None
+    fix_versions: list[str]
+    project: str | None
+    parent_key: str | None
+    is_pull_request: bool
+    merged: bool | None
+    links: list[TrackerLink]
+
+    def event(self) -> TrackerIssueUpserted:
+        """The `tracker_issue.upserted` data of this state."""
+        fields = set(TrackerIssueUpserted.model_fields)
+        return TrackerIssueUpserted.model_validate(self.model_dump(include=fields))
+
+
+class IssueRef(BaseModel):
+    """Which issue an explicit link is about: provider and external id, or its URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: TrackerName | None = None
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _named(self) -> IssueRef:
+        if self.url is None and (self.provider is None or self.external_id is None):
+            raise ValueError("send provider and external_id, or url")
+        return self
+
+
+class TrackerIssueFilters(BaseModel):
+    """What a list of tracker issues is narrowed to; every filter given must hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: TrackerName | None = None
+    state: Literal["open", "closed"] | None = None
+    kind: Literal["bug", "feature", "task"] | None = None
+    priority: Literal["urgent", "high", "medium", "low", "none"] | None = None
+    blocker: bool | None = None
+    item: str | None = Field(default=None, max_length=100, description="Linked item key")
+    launch: str | None = Field(default=None, max_length=100, description="Linked launch key")
+
+
+async def normalize_delivery(conn: Connection, delivery: Delivery) -> bool:
+    """Apply one stored tracker delivery to its issues; False when it names none."""
+    payload = orjson.loads(delivery.body)
+    found = _SNAPSHOTS[delivery.provider](delivery.event_type, payload)
+    for snapshot in found:
+        await upsert_tracker_issue(conn=conn, workspace=delivery.workspace, snapshot=snapshot)
+    return bool(found)
+
+
+def is_blocker(state: str, labels: list[str], priority: str) -> bool:
+    """An open issue labelled `blocker` or of priority `urgent` (design.md §4)."""
+    lowered = {label.strip().lower() for label in labels}
+    return state == "open" and ("blocker" in lowered or priority == "urgent")
+
+
+def merged_fields(
+    stored: Mapping[str, Any] | None, snapshot: TrackerIssueSnapshot
+) -> dict[str, Any]:
+    """The issue's fields once `snapshot` is applied over what is stored."""
+    # GitLab hooks never carry the milestone's title: absent, it stays as stored.
+    keep_unknown = snapshot.provider not in _COMPLETE
+    fields: dict[str, Any] = {}
+    for name in sql.MUTABLE_FIELDS:
+        if name in _DERIVED:
+            continue
+        value = getattr(snapshot, name)
+        kept = (
+            keep_unknown
+            or name == "created_at"
+            or (name, snapshot.provider) == ("milestone", "gitlab")
+        )
+        if value is None and kept and stored is not None:
+            value = stored[name]
+        fields[name] = _DEFAULTS.get(name) if value is None else value
+    fields["created_at"] = fields["created_at"] or utcnow()
+    if fields["state"] == "open":
+        fields["closed_at"] = None
+    fields["blocker"] = is_blocker(fields["state"], fields["labels"], fields["priority"])
+    fields["deleted"] = False
+    return fields
+
+
+def convention_keys(provider: str, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The item keys and launch keys an issue names by the linking conventions."""
+    if provider == "jira":
+        launches = list(fields["fix_versions"])
+    else:
+        named = fields["project"] if provider == "linear" else fields["milestone"]
+        launches = [named] if named else []
+    return item_keys_from_labels(fields["labels"]), list(dict.fromkeys(launches))
+
+
+async def upsert_tracker_issue(
+    *, conn: Connection, workspace: str, snapshot: TrackerIssueSnapshot
+) -> TrackerIssue | None:
+    """Apply a snapshot to its issue keyed (provider, external id); None once it is deleted."""
+    ident = (workspace, snapshot.provider, snapshot.external_id)
+    # A concurrent delivery may insert the row first: the second pass finds and locks it.
+    for _ in range(2):
+        row = await conn.fetchrow(sql.LOCK_BY_EXTERNAL_ID, *ident)
+        if row is not None:
+            return await _apply(conn, workspace, row, snapshot)
+        if snapshot.deleted:
+            return None
+        fields = merged_fields(None, snapshot)
+        values = [fields[name] for name in sql.MUTABLE_FIELDS]
+        row = await conn.fetchrow(sql.INSERT_ISSUE, new_id(), *ident, *values)
+        if row is not None:
+            await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
+            return await _announce(conn, workspace, row["id"])
+    raise RuntimeError(f"tracker issue {snapshot.key!r} kept changing; replay the delivery")
+
+
+async def _apply(
+    conn: Connection, workspace: str, row: Any, snapshot: TrackerIssueSnapshot
+) -> TrackerIssue | None:
+    """Write what the snapshot changes as one new version, with its event."""
+    if snapshot.deleted:
+        await _delete(conn, workspace, row)
+        return None
+    fields = merged_fields(row, snapshot)
+    before = await _link_keys(conn, row["id"])
+    await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
+    unchanged = all(row[name] == fields[name] for name in sql.MUTABLE_FIELDS)
+    if unchanged and await _link_keys(conn, row["id"]) == before:
+        return await get_tracker_issue(conn=conn, issue_id=row["id"])
+    values = [fields[name] for name in sql.MUTABLE_FIELDS]
+    await conn.execute(sql.UPDATE_ISSUE, row["id"], *values)
+    return await _announce(conn, workspace, row["id"])
+
+
+async def _delete(conn: Connection, workspace: str, row: Any) -> None:
+    """Mark the issue deleted, drop its convention links and emit `tracker_issue.deleted`."""
+    if row["deleted"]:
+        return
+    await conn.execute(sql.DELETE_CONVENTION_LINKS, row["id"])
+    version = await conn.fetchval(sql.MARK_DELETED, row["id"])
+    await _emit(conn, workspace, TrackerIssueDeleted(id=row["id"], version=version))
+
+
+async def _sync_convention_links(
+    conn: Connection, workspace: str, issue_id: UUID, provider: str, fields: Mapping[str, Any]
+) -> None:
+    items, launches = convention_keys(provider, fields)
+    await conn.execute(sql.DELETE_STALE_CONVENTION_LINKS, issue_id, items, launches)
+    await conn.execute(sql.INSERT_CONVENTION_LINKS, workspace, issue_id, items, launches)
+
+
+async def _link_keys(conn: Connection, issue_id: UUID) -> LinkKeys:
+    rows = await conn.fetch(sql.SELECT_LINKS, issue_id)
+    return [(r["target"], r["target_key"]) for r in rows]
+
+
+async def _announce(conn: Connection, workspace: str, issue_id: UUID) -> TrackerIssue:
+    """Emit `tracker_issue.upserted` with the issue's whole current state."""
+    issue = await get_tracker_issue(conn=conn, issue_id=issue_id)
+    assert issue is not None  # the caller holds the row's lock
+    await _emit(conn, workspace, issue.event())
+    return issue
+
+
+async def _emit(conn: Connection, workspace: str, data: EventData) -> None:
+    traceparent = current_traceparent()
+    event = make_event(data, service=SERVICE, workspace=workspace, traceparent=traceparent)
+    await outbox.add(conn, event)
+
+
+async def link_issue(
+    *, conn: Connection, workspace: str, ref: IssueRef, target: LinkTarget, key: str
+) -> TrackerIssue | None:
+    """Link an issue to an item or launch explicitly (over a convention link); None if unknown."""
+    row = await _locate(conn, workspace, ref)
+    if row is None:
+        return None
+    before = await _link_keys(conn, row["id"])
+    await conn.execute(sql.UPSERT_API_LINK, workspace, row["id"], target, key)
+    return await _after_link_change(conn, workspace, row["id"], before)
+
+
+async def unlink_issue(
+    *, conn: Connection, workspace: str, ref: IssueRef, target: LinkTarget, key: str
+) -> TrackerIssue | None:
+    """Remove any link of an issue to an item or launch; None if the issue is unknown."""
+    row = await _locate(conn, workspace, ref)
+    if row is None:
+        return None
+    before = await _link_keys(conn, row["id"])
+    await conn.execute(sql.DELETE_LINK, row["id"], target, key)
+    return await _after_link_change(conn, workspace, row["id"], before)
+
+
+async def _locate(conn: Connection, workspace: str, ref: IssueRef) -> Any:
+    if ref.url is not None:
+        return await conn.fetchrow(sql.LOCK_BY_URL, workspace, ref.url)
+    row = await conn.fetchrow(sql.LOCK_BY_EXTERNAL_ID, workspace, ref.provider, ref.external_id)
+    return None if row is None or row["deleted"] else row
+
+
+async def _after_link_change(
+    conn: Connection, workspace: str, issue_id: UUID, before: LinkKeys
+) -> TrackerIssue | None:
+    if await _link_keys(conn, issue_id) == before:
+        return await get_tracker_issue(conn=conn, issue_id=issue_id)
+    await conn.execute(sql.BUMP_VERSION, issue_id)
+    return await _announce(conn, workspace, issue_id)
+
+
+async def get_tracker_issue(*, conn: Connection, issue_id: UUID) -> TrackerIssue | None:
+    """One (not deleted) tracker issue of the transaction's workspace."""
+    row = await conn.fetchrow(sql.SELECT_ISSUE, issue_id)
+    return _view(row) if row is not None else None
+
+
+async def list_tracker_issues(
+    *,
+    conn: Connection,
+    limit: int,
+    after: tuple[datetime | None, UUID | None],
+    filters: TrackerIssueFilters,
+) -> list[TrackerIssue]:
+    """Tracker issues, most recently changed first, narrowed by `filters`, after a position."""
+    f = filters
+    item = f.item.upper() if f.item else None
+    values = (f.provider, f.state, f.kind, f.priority, f.blocker, item, f.launch)
+    rows = await conn.fetch(sql.LIST_ISSUES, *values, *after, limit)
+    return [_view(row) for row in rows]
+
+
+def _view(row: Any) -> TrackerIssue:
+    fields = dict(row.items())
+    links = [TrackerLink(**link) for link in fields.pop("links")]
+    return TrackerIssue(
+        **fields,
+        item_keys=[link.key for link in links if link.target == "item"],
+        launch_keys=[link.key for link in links if link.target == "launch"],
+        links=links,
+    )

@@ -1,0 +1,114 @@
+"""`/v1/tracker-issues` and the explicit links of tracker issues to items and launches."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from prodops.auth import Principal, RoadmapRead, RoadmapWrite
+from prodops.db import Connection, workspace_transaction
+from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from roadmap import tracker
+from roadmap.domain import KEY_PATTERN
+from roadmap.tracker import IssueRef, LinkTarget, TrackerIssue, TrackerIssueFilters
+
+router = APIRouter(tags=["tracker issues"], responses=PROBLEM_RESPONSES)
+
+TargetKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The item or launch key")]
+
+
+def _transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
+    settings = request.app.state.settings
+    return workspace_transaction(
+        request.app.state.pool, principal.workspace, role=settings.app_role
+    )
+
+
+def _not_found(detail: str) -> ProblemError:
+    return ProblemError(404, "Not Found", detail)
+
+
+@router.get("/v1/tracker-issues", response_model=Page[TrackerIssue])
+async def list_tracker_issues(
+    request: Request,
+    principal: RoadmapRead,
+    filters: Annotated[TrackerIssueFilters, Query()],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TrackerIssue]:
+    """Tracker issues, most recently changed first; filter by provider, state, link, blocker."""
+    async with _transaction(request, principal) as conn:
+        issues = await tracker.list_tracker_issues(
+            conn=conn, limit=limit + 1, after=time_id_after(cursor), filters=filters
+        )
+    return page_of(issues, limit, lambda i: time_id_key(i.updated_at, i.id))
+
+
+@router.get("/v1/tracker-issues/{issue_id}", response_model=TrackerIssue)
+async def get_tracker_issue(
+    request: Request, issue_id: UUID, principal: RoadmapRead
+) -> TrackerIssue:
+    """One tracker issue, with its links to items and launches."""
+    async with _transaction(request, principal) as conn:
+        issue = await tracker.get_tracker_issue(conn=conn, issue_id=issue_id)
+    if issue is None:
+        raise _not_found("no such tracker issue in this workspace")
+    return issue
+
+
+async def _link(
+    request: Request,
+    principal: Principal,
+    ref: IssueRef,
+    target: LinkTarget,
+    key: str,
+    *,
+    add: bool,
+) -> TrackerIssue:
+    change = tracker.link_issue if add else tracker.unlink_issue
+    async with _transaction(request, principal) as conn:
+        issue = await change(
+            conn=conn, workspace=principal.workspace, ref=ref, target=target, key=key
+        )
+    if issue is None:
+        raise _not_found("no such tracker issue in this workspace")
+    return issue
+
+
+_JSON = [Depends(require_json)]
+
+
+@router.put("/v1/items/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+async def link_item(
+    request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
+) -> TrackerIssue:
+    """Link a tracker issue to an item explicitly; it stays linked whatever its labels say."""
+    return await _link(request, principal, body, "item", key.upper(), add=True)
+
+
+@router.delete("/v1/items/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+async def unlink_item(
+    request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
+) -> TrackerIssue:
+    """Remove the link of a tracker issue to an item (a label may link it again)."""
+    return await _link(request, principal, body, "item", key.upper(), add=False)
+
+
+@router.put("/v1/launches/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+async def link_launch(
+    request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
+) -> TrackerIssue:
+    """Link a tracker issue to a launch explicitly; it stays linked whatever its milestone."""
+    return await _link(request, principal, body, "launch", key, add=True)
+
+
+@router.delete("/v1/launches/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+async def unlink_launch(
+    request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
+) -> TrackerIssue:
+    """Remove the link of a tracker issue to a launch (its milestone may link it again)."""
+    return await _link(request, principal, body, "launch", key, add=False)

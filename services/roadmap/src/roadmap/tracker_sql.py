@@ -1,0 +1,152 @@
+"""Every SQL statement of tracker issues and their links (row-level security scopes each one)."""
+
+from __future__ import annotations
+
+# The fields a delivery can change, in the order INSERT_ISSUE and UPDATE_ISSUE take them.
+MUTABLE_FIELDS = (
+    "key",
+    "url",
+    "title",
+    "state",
+    "state_reason",
+    "kind",
+    "priority",
+    "blocker",
+    "labels",
+    "estimate",
+    "assignees",
+    "milestone",
+    "fix_versions",
+    "project",
+    "parent_key",
+    "is_pull_request",
+    "merged",
+    "created_at",
+    "closed_at",
+    "deleted",
+)
+
+_LINKS = """
+    COALESCE((
+        SELECT jsonb_agg(
+            jsonb_build_object('target', l.target, 'key', l.target_key, 'by', l.by)
+            ORDER BY l.target, l.target_key)
+        FROM tracker_link l WHERE l.tracker_issue_id = i.id
+    ), '[]'::jsonb) AS links
+"""
+
+LOCK_BY_EXTERNAL_ID = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1 AND provider = $2 AND external_id = $3
+FOR UPDATE
+"""
+
+LOCK_BY_URL = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1 AND url = $2 AND NOT deleted
+ORDER BY updated_at DESC, id DESC
+LIMIT 1
+FOR UPDATE
+"""
+
+INSERT_ISSUE = """
+INSERT INTO tracker_issue (
+    id, workspace, provider, external_id, version,
+    key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
+    milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
+    closed_at, deleted
+)
+VALUES ($1, $2, $3, $4, 1,
+        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        $16, $17, $18, $19, $20, $21, $22, $23, $24)
+ON CONFLICT (workspace, provider, external_id) DO NOTHING
+RETURNING *
+"""
+
+UPDATE_ISSUE = """
+UPDATE tracker_issue SET
+    key = $2, url = $3, title = $4, state = $5, state_reason = $6, kind = $7, priority = $8,
+    blocker = $9, labels = $10, estimate = $11, assignees = $12, milestone = $13,
+    fix_versions = $14, project = $15, parent_key = $16, is_pull_request = $17, merged = $18,
+    created_at = $19, closed_at = $20, deleted = $21,
+    version = version + 1, updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+BUMP_VERSION = """
+UPDATE tracker_issue SET version = version + 1, updated_at = now()
+WHERE id = $1
+RETURNING *
+"""
+
+SELECT_LINKS = """
+SELECT target, target_key FROM tracker_link
+WHERE tracker_issue_id = $1
+ORDER BY target, target_key
+"""
+
+# Convention links follow the issue: those it no longer names go, new ones come. An api link of
+# the same target is left as it is (explicit links win).
+DELETE_STALE_CONVENTION_LINKS = """
+DELETE FROM tracker_link
+WHERE tracker_issue_id = $1 AND by = 'convention'
+  AND NOT (target = 'item' AND target_key = ANY($2::text[]))
+  AND NOT (target = 'launch' AND target_key = ANY($3::text[]))
+"""
+
+INSERT_CONVENTION_LINKS = """
+INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
+SELECT $1::text, $2::uuid, 'item', key, 'convention' FROM unnest($3::text[]) AS key
+UNION ALL
+SELECT $1::text, $2::uuid, 'launch', key, 'convention' FROM unnest($4::text[]) AS key
+ON CONFLICT (tracker_issue_id, target, target_key) DO NOTHING
+"""
+
+DELETE_CONVENTION_LINKS = """
+DELETE FROM tracker_link WHERE tracker_issue_id = $1 AND by = 'convention'
+"""
+
+UPSERT_API_LINK = """
+INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
+VALUES ($1, $2, $3, $4, 'api')
+ON CONFLICT (tracker_issue_id, target, target_key) DO UPDATE SET by = 'api'
+"""
+
+DELETE_LINK = """
+DELETE FROM tracker_link
+WHERE tracker_issue_id = $1 AND target = $2 AND target_key = $3
+RETURNING by
+"""
+
+SELECT_ISSUE = f"""
+SELECT i.*, {_LINKS}
+FROM tracker_issue i
+WHERE i.id = $1 AND NOT i.deleted
+"""  # noqa: S608 - only the constant subquery is formatted in
+
+LIST_ISSUES = f"""
+SELECT i.*, {_LINKS}
+FROM tracker_issue i
+WHERE NOT i.deleted
+  AND ($1::text IS NULL OR i.provider = $1)
+  AND ($2::text IS NULL OR i.state = $2)
+  AND ($3::text IS NULL OR i.kind = $3)
+  AND ($4::text IS NULL OR i.priority = $4)
+  AND ($5::boolean IS NULL OR i.blocker = $5)
+  AND ($6::text IS NULL OR EXISTS (
+        SELECT 1 FROM tracker_link l
+        WHERE l.tracker_issue_id = i.id AND l.target = 'item' AND l.target_key = $6))
+  AND ($7::text IS NULL OR EXISTS (
+        SELECT 1 FROM tracker_link l
+        WHERE l.tracker_issue_id = i.id AND l.target = 'launch' AND l.target_key = $7))
+  AND ($8::timestamptz IS NULL OR (i.updated_at, i.id) < ($8, $9::uuid))
+ORDER BY i.updated_at DESC, i.id DESC
+LIMIT $10
+"""  # noqa: S608 - only the constant subquery is formatted in
+
+MARK_DELETED = """
+UPDATE tracker_issue SET deleted = true, blocker = false, version = version + 1, updated_at = now()
+WHERE id = $1
+RETURNING version
+"""

@@ -1,0 +1,238 @@
+"""The launches HTTP API: checklists, the template, item keys, events, scopes, workspaces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from prodops.events import Event
+from prodops.settings import Settings
+from support import auth, create_app, running
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app("roadmap", settings)
+    async with running(app) as value:
+        yield value
+        await quiesce(app)
+
+
+async def quiesce(app: FastAPI) -> None:
+    """Let the relay publish what the test wrote, so the app stops with the relay idle."""
+    for _ in range(100):
+        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)
+
+
+async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
+    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT payload FROM roadmap.outbox WHERE workspace = $1 ORDER BY position",
+            workspace,
+        )
+    finally:
+        await conn.close()
+    events = [Event.from_bytes(r["payload"]) for r in rows]
+    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
+
+
+async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
+    body = {"key": "SPRING", "name": "Spring release", **fields}
+    answer = await client.post("/v1/launches", headers=headers, json=body)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def test_created_launch_is_read_by_id_or_key_listed_and_emitted(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    headers = auth(settings, workspace)
+    checklist = [
+        {"title": "Docs page", "category": "docs", "owner": "ann", "due_date": "2026-03-01"}
+    ]
+    launch = await create(client, headers, target_date="2026-03-15", checklist=checklist)
+    assert (launch["key"], launch["status"], launch["version"]) == ("SPRING", "planned", 1)
+    [entry] = launch["checklist"]
+    assert entry | checklist[0] | {"required": True, "done": False} == entry
+    by_key = await client.get("/v1/launches/spring", headers=headers)
+    by_id = await client.get(f"/v1/launches/{launch['id']}", headers=headers)
+    assert by_key.json() == by_id.json() == launch
+    taken = await client.post("/v1/launches", headers=headers, json={"key": "spring", "name": "x"})
+    assert taken.status_code == 409
+    other = await create(client, headers, key="SUMMER", status="in_progress")
+    listed = (await client.get("/v1/launches", headers=headers)).json()["items"]
+    assert [launch["key"] for launch in listed] == ["SUMMER", "SPRING"]
+    filtered = await client.get("/v1/launches", headers=headers, params={"status": "in_progress"})
+    assert [launch["id"] for launch in filtered.json()["items"]] == [other["id"]]
+
+    events = await emitted(settings, workspace)
+    assert [kind for kind, _ in events] == ["launch.upserted", "launch.upserted"]
+    data = events[0][1]
+    assert (data["key"], data["target_date"], data["item_keys"]) == ("SPRING", "2026-03-15", [])
+    assert data["checklist"] == launch["checklist"]
+
+
+async def test_checklist_template_seeds_new_launches_only(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    headers = auth(settings, workspace)
+    before = await create(client, headers, key="OLD")
+    template = {
+        "entries": [
+            {"title": "Release notes", "category": "docs"},
+            {"title": "Tell sales", "category": "sales", "required": False, "owner": "bo"},
+        ]
+    }
+    put = await client.put("/v1/checklist-template", headers=headers, json=template)
+    assert put.status_code == 200, put.text
+    assert (await client.get("/v1/checklist-template", headers=headers)).json() == put.json()
+    launch = await create(client, headers)
+    seeded = [(e["title"], e["category"], e["required"], e["done"]) for e in launch["checklist"]]
+    assert seeded == [("Release notes", "docs", True, False), ("Tell sales", "sales", False, False)]
+    assert launch["checklist"][1]["owner"] == "bo"
+    old = (await client.get("/v1/launches/OLD", headers=headers)).json()
+    assert old["checklist"] == before["checklist"] == []
+    own = await create(client, headers, key="OWN", checklist=[])
+    assert own["checklist"] == []
+    reader = auth(settings, workspace, "roadmap:read", "roadmap:write")
+    assert (
+        await client.put("/v1/checklist-template", headers=reader, json=template)
+    ).status_code == 403
+
+
+async def test_checklist_is_replaced_whole_and_entries_ticked_one_by_one(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    headers = auth(settings, workspace)
+    launch = await create(client, headers, checklist=[{"title": "QA pass", "category": "qa"}])
+    [kept] = launch["checklist"]
+    path = "/v1/launches/SPRING/checklist"
+    entries = [kept, {"title": "Legal review", "category": "legal", "due_date": "2026-02-01"}]
+    replaced = await client.put(path, headers=headers, json={"entries": entries})
+    assert replaced.status_code == 200, replaced.text
+    assert [e["title"] for e in replaced.json()["checklist"]] == ["QA pass", "Legal review"]
+    assert replaced.json()["checklist"][0]["id"] == kept["id"]
+    ticked = await client.patch(f"{path}/{kept['id']}", headers=headers, json={"done": True})
+    assert ticked.status_code == 200, ticked.text
+    assert [e["done"] for e in ticked.json()["checklist"]] == [True, False]
+    assert ticked.json()["version"] == 3
+    unknown = "0190d3a4-0000-7000-8000-000000000000"
+    assert (
+        await client.patch(f"{path}/{unknown}", headers=headers, json={"done": True})
+    ).status_code == 404
+    bad = await client.patch(f"{path}/{kept['id']}", headers=headers, json={"done": None})
+    assert bad.status_code == 422
+    twice = await client.put(path, headers=headers, json={"entries": [kept, kept]})
+    assert twice.status_code == 422
+    events = await emitted(settings, workspace)
+    assert [d["version"] for _, d in events] == [1, 2, 3]
+    assert [e["done"] for e in events[-1][1]["checklist"]] == [True, False]
+
+
+async def test_launch_carries_its_item_keys_and_deleting_it_unlinks_them(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    headers = auth(settings, workspace)
+    launch = await create(client, headers)
+    for title in ("A", "B"):
+        answer = await client.post(
+            "/v1/items", headers=headers, json={"title": title, "launch_id": launch["id"]}
+        )
+        assert answer.status_code == 201, answer.text
+    read = (await client.get("/v1/launches/SPRING", headers=headers)).json()
+    assert (read["item_keys"], read["version"]) == (["ITEM-1", "ITEM-2"], 3)
+    moved = await client.patch("/v1/items/ITEM-2", headers=headers, json={"launch_id": None})
+    assert moved.json()["launch_key"] is None
+    read = (await client.get("/v1/launches/SPRING", headers=headers)).json()
+    assert (read["item_keys"], read["version"]) == (["ITEM-1"], 4)
+    patched = await client.patch(
+        "/v1/launches/SPRING", headers=headers, json={"status": "launched", "name": "Spring"}
+    )
+    assert (patched.json()["status"], patched.json()["version"]) == ("launched", 5)
+    assert (
+        await client.patch("/v1/launches/SPRING", headers=headers, json={"key": "X"})
+    ).status_code == 422
+
+    assert (await client.delete("/v1/launches/SPRING", headers=headers)).status_code == 204
+    assert (await client.get("/v1/launches/SPRING", headers=headers)).status_code == 404
+    item = (await client.get("/v1/items/ITEM-1", headers=headers)).json()
+    assert item["launch_key"] is None
+    events = await emitted(settings, workspace)
+    assert [kind for kind, _ in events[-2:]] == ["item.upserted", "launch.deleted"]
+    assert events[-2][1]["launch_key"] is None
+    assert events[-1][1] == {"id": launch["id"], "version": 6, "key": "SPRING"}
+
+
+async def test_unknown_launch_is_a_404_problem(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    headers = auth(settings, workspace)
+    for path in ("/v1/launches/NOPE", "/v1/launches/0190d3a4-0000-7000-8000-000000000000"):
+        for answer in (
+            await client.get(path, headers=headers),
+            await client.patch(path, headers=headers, json={"name": "x"}),
+            await client.put(f"{path}/checklist", headers=headers, json={"entries": []}),
+            await client.delete(path, headers=headers),
+        ):
+            assert answer.status_code == 404
+            assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_read_only_token_cannot_write_launches(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    launch = await create(client, auth(settings, workspace), checklist=[{"title": "QA"}])
+    path = "/v1/launches/SPRING"
+    entry = launch["checklist"][0]["id"]
+    reader = auth(settings, workspace, "roadmap:read")
+    assert (await client.get(path, headers=reader)).status_code == 200
+    for answer in (
+        await client.post("/v1/launches", headers=reader, json={"key": "X", "name": "x"}),
+        await client.patch(path, headers=reader, json={"name": "x"}),
+        await client.put(f"{path}/checklist", headers=reader, json={"entries": []}),
+        await client.patch(f"{path}/checklist/{entry}", headers=reader, json={"done": True}),
+        await client.delete(path, headers=reader),
+    ):
+        assert answer.status_code == 403
+        assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_workspace_a_cannot_see_or_touch_workspace_b_launches(
+    settings: Settings, workspace: str, client: httpx.AsyncClient
+) -> None:
+    mine = auth(settings, workspace)
+    theirs = auth(settings, f"b-{workspace}"[:63])
+    launch = await create(client, mine, checklist=[{"title": "QA"}])
+    entry = launch["checklist"][0]["id"]
+    for path in (f"/v1/launches/{launch['id']}", "/v1/launches/SPRING"):
+        for answer in (
+            await client.get(path, headers=theirs),
+            await client.patch(path, headers=theirs, json={"name": "Mine now"}),
+            await client.put(f"{path}/checklist", headers=theirs, json={"entries": []}),
+            await client.patch(f"{path}/checklist/{entry}", headers=theirs, json={"done": True}),
+            await client.delete(path, headers=theirs),
+        ):
+            assert answer.status_code == 404, answer.text
+    linked = await client.post(
+        "/v1/items", headers=theirs, json={"title": "x", "launch_id": launch["id"]}
+    )
+    assert linked.status_code == 422
+    assert (await client.get("/v1/launches", headers=theirs)).json()["items"] == []
+    assert (await create(client, theirs))["key"] == "SPRING"
+    untouched = (await client.get("/v1/launches/SPRING", headers=mine)).json()
+    assert (untouched["name"], untouched["version"], untouched["checklist"]) == (
+        "Spring release",
+        1,
+        launch["checklist"],
+    )
