@@ -246,6 +246,18 @@ class ItemPatch(BaseModel):
         return self
 
 
+class DeliveryRollup(BaseModel):
+    """The tracker issues linked to an item or launch: how many, how many closed, their points."""
+
+    model_config = ConfigDict(frozen=True)
+
+    issues_total: int = 0
+    issues_open: int = 0
+    issues_closed: int = 0
+    estimate_total: float = Field(default=0, description="Estimates summed; none counts 0")
+    estimate_done: float = Field(default=0, description="Estimates of the closed issues")
+
+
 class Item(ItemUpserted):
     """A roadmap item as the API shows it: its event state, plus what only the API shows."""
 
@@ -255,6 +267,7 @@ class Item(ItemUpserted):
     launch_id: UUID | None
     parent_id: UUID | None
     created_at: datetime
+    delivery: DeliveryRollup = Field(default_factory=DeliveryRollup)
 
     def event(self) -> ItemUpserted:
         """The `item.upserted` data of this state."""
@@ -383,6 +396,7 @@ class Launch(LaunchUpserted):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     created_at: datetime
+    delivery: DeliveryRollup = Field(default_factory=DeliveryRollup)
 
     def event(self) -> LaunchUpserted:
         """The `launch.upserted` data of this state."""

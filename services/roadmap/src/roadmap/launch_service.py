@@ -11,10 +11,11 @@ from uuid import UUID
 
 from prodops.db import Connection
 from prodops.events import ChecklistEntry, LaunchDeleted, new_id
-from roadmap import postgres
+from roadmap import postgres, tracker_sql
 from roadmap.domain import (
     ChecklistEntryPatch,
     ChecklistTemplate,
+    DeliveryRollup,
     Launch,
     LaunchInput,
     LaunchPatch,
@@ -59,6 +60,18 @@ def _stored_checklist(entries: list[ChecklistEntry]) -> list[dict[str, Any]]:
     return [e.model_dump(mode="json") for e in entries]
 
 
+async def with_launch_rollups(conn: Connection, launches: list[Launch]) -> list[Launch]:
+    """The launches with the roll-up of the issues linked to them or their items, in one query."""
+    if not launches:
+        return launches
+    rows = await conn.fetch(tracker_sql.LAUNCH_ROLLUPS, [launch.key for launch in launches])
+    found = {r["key"]: DeliveryRollup.model_validate(dict(r)) for r in rows}
+    return [
+        launch.model_copy(update={"delivery": found.get(launch.key, DeliveryRollup())})
+        for launch in launches
+    ]
+
+
 async def create_launch(*, conn: Connection, workspace: str, data: LaunchInput) -> Launch:
     """Store a launch (its checklist from the template unless given); emits `launch.upserted`."""
     if data.checklist is None:
@@ -79,7 +92,9 @@ async def create_launch(*, conn: Connection, workspace: str, data: LaunchInput) 
         raise ConflictError(f"launch key {data.key!r} is taken in this workspace")
     launch = launch_of(row)
     await emit(conn, workspace, launch.event())
-    return launch
+    # Issues may name the key before the launch exists (a fixVersion made ahead).
+    [rolled] = await with_launch_rollups(conn, [launch])
+    return rolled
 
 
 async def find_launch(*, conn: Connection, id_or_key: str) -> Launch:
@@ -90,7 +105,8 @@ async def find_launch(*, conn: Connection, id_or_key: str) -> Launch:
         row = await conn.fetchrow(postgres.SELECT_LAUNCH_BY_KEY, id_or_key)
     if row is None:
         raise NotFoundError("launch")
-    return launch_of(row)
+    [launch] = await with_launch_rollups(conn, [launch_of(row)])
+    return launch
 
 
 async def list_launches(
@@ -98,7 +114,7 @@ async def list_launches(
 ) -> list[Launch]:
     """Launches newest first, after a cursor position."""
     rows = await conn.fetch(postgres.LIST_LAUNCHES, status, *after, limit)
-    return [launch_of(r) for r in rows]
+    return await with_launch_rollups(conn, [launch_of(r) for r in rows])
 
 
 async def _change_launch(
@@ -121,7 +137,7 @@ async def _change_launch(
     updated = await conn.fetchrow(postgres.UPDATE_LAUNCH, found.id, *proposed.values())
     launch = launch_of(updated)
     await emit(conn, workspace, launch.event())
-    return launch
+    return launch.model_copy(update={"delivery": found.delivery})
 
 
 async def patch_launch(

@@ -24,8 +24,9 @@ from prodops.events import (
 )
 from prodops.problems import ProblemError
 from prodops.telemetry import current_traceparent
-from roadmap import postgres
+from roadmap import postgres, tracker_sql
 from roadmap.domain import (
+    DeliveryRollup,
     Item,
     ItemFilters,
     ItemInput,
@@ -104,6 +105,15 @@ def _objective_event(objective: Objective) -> ObjectiveUpserted:
 def item_of(row: Any) -> Item:
     """An item as stored, with its launch's and parent's keys."""
     return Item.model_validate({**dict(row), "objective_ids": list(row["objective_ids"])})
+
+
+async def with_item_rollups(conn: Connection, items: list[Item]) -> list[Item]:
+    """The items with the delivery roll-up of their linked tracker issues, in one query."""
+    if not items:
+        return items
+    rows = await conn.fetch(tracker_sql.ITEM_ROLLUPS, [i.key for i in items])
+    found = {r["key"]: DeliveryRollup.model_validate(dict(r)) for r in rows}
+    return [i.model_copy(update={"delivery": found.get(i.key, DeliveryRollup())}) for i in items]
 
 
 def launch_of(row: Any) -> Launch:
@@ -255,7 +265,9 @@ async def create_item(*, conn: Connection, workspace: str, data: ItemInput) -> I
     item = item_of(row)
     await emit(conn, workspace, item.event())
     await _touch_launches(conn, workspace, data.launch_id)
-    return item
+    # Issues may name the key before the item exists (a label written ahead).
+    [rolled] = await with_item_rollups(conn, [item])
+    return rolled
 
 
 async def find_item(*, conn: Connection, id_or_key: str) -> Item:
@@ -267,7 +279,8 @@ async def find_item(*, conn: Connection, id_or_key: str) -> Item:
         row = await conn.fetchrow(postgres.SELECT_ITEM_BY_KEY, id_or_key.strip().upper())
     if row is None:
         raise NotFoundError("item")
-    return item_of(row)
+    [item] = await with_item_rollups(conn, [item_of(row)])
+    return item
 
 
 async def list_items(
@@ -278,7 +291,7 @@ async def list_items(
     rows = await conn.fetch(
         postgres.LIST_ITEMS, f.status, f.horizon, f.objective, f.launch, f.area, *after, limit
     )
-    return [item_of(r) for r in rows]
+    return await with_item_rollups(conn, [item_of(r) for r in rows])
 
 
 async def item_history(*, conn: Connection, id_or_key: str) -> list[StatusChange]:
@@ -313,7 +326,7 @@ async def patch_item(*, conn: Connection, workspace: str, id_or_key: str, patch:
     await emit(conn, workspace, item.event())
     if "launch_id" in changed:
         await _touch_launches(conn, workspace, row["launch_id"], changed["launch_id"])
-    return item
+    return item.model_copy(update={"delivery": found.delivery})
 
 
 async def delete_item(*, conn: Connection, workspace: str, id_or_key: str) -> None:

@@ -1,14 +1,17 @@
 """Tracker issues: deliveries from GitHub, GitLab, Jira and Linear, their links, their events.
 
-Links follow design.md §4: `roadmap:<item-key>` labels name items; the milestone (GitHub,
-GitLab), fixVersions (Jira) or project (Linear) named with a launch key names a launch. Such
+Links follow design.md §4: `roadmap:<item-key>` labels name items, and a Jira issue is linked to
+the items its stored epic/parent is itself linked to (by its labels or explicitly; inherited links
+are not passed on further); the milestone (GitHub, GitLab), fixVersions (Jira) or project (Linear)
+named with a launch key names a launch. When a Jira issue's item links change, its stored direct
+children are recomputed in the same transaction. Such
 `convention` links are recomputed from every delivery; `api` links are made over the API and
 win: a delivery never removes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -182,7 +185,9 @@ async def upsert_tracker_issue(
         row = await conn.fetchrow(sql.INSERT_ISSUE, new_id(), *ident, *values)
         if row is not None:
             await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
-            return await _announce(conn, workspace, row["id"])
+            issue = await _announce(conn, workspace, row["id"])
+            await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
+            return issue
     raise RuntimeError(f"tracker issue {snapshot.key!r} kept changing; replay the delivery")
 
 
@@ -196,12 +201,16 @@ async def _apply(
     fields = merged_fields(row, snapshot)
     before = await _link_keys(conn, row["id"])
     await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
+    after = await _link_keys(conn, row["id"])
     unchanged = all(row[name] == fields[name] for name in sql.MUTABLE_FIELDS)
-    if unchanged and await _link_keys(conn, row["id"]) == before:
+    if unchanged and after == before:
         return await get_tracker_issue(conn=conn, issue_id=row["id"])
     values = [fields[name] for name in sql.MUTABLE_FIELDS]
     await conn.execute(sql.UPDATE_ISSUE, row["id"], *values)
-    return await _announce(conn, workspace, row["id"])
+    issue = await _announce(conn, workspace, row["id"])
+    if after != before or fields["key"] != row["key"]:
+        await _refresh_children(conn, workspace, row["provider"], fields["key"], row["id"])
+    return issue
 
 
 async def _delete(conn: Connection, workspace: str, row: Any) -> None:
@@ -211,14 +220,48 @@ async def _delete(conn: Connection, workspace: str, row: Any) -> None:
     await conn.execute(sql.DELETE_CONVENTION_LINKS, row["id"])
     version = await conn.fetchval(sql.MARK_DELETED, row["id"])
     await _emit(conn, workspace, TrackerIssueDeleted(id=row["id"], version=version))
+    await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
 
 
 async def _sync_convention_links(
     conn: Connection, workspace: str, issue_id: UUID, provider: str, fields: Mapping[str, Any]
 ) -> None:
     items, launches = convention_keys(provider, fields)
+    if provider == "jira" and fields["parent_key"]:
+        inherited = await _parent_item_keys(conn, workspace, fields["parent_key"])
+        items = list(dict.fromkeys([*items, *inherited]))
     await conn.execute(sql.DELETE_STALE_CONVENTION_LINKS, issue_id, items, launches)
     await conn.execute(sql.INSERT_CONVENTION_LINKS, workspace, issue_id, items, launches)
+
+
+def own_item_keys(links: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The item keys a Jira parent links by itself: explicitly, or by its `roadmap:` labels."""
+    return [
+        link["target_key"]
+        for link in links
+        if link["by"] == "api" or link["target_key"] in item_keys_from_labels(link["labels"])
+    ]
+
+
+async def _parent_item_keys(conn: Connection, workspace: str, parent_key: str) -> list[str]:
+    """The item keys a child inherits from its stored Jira epic/parent."""
+    rows = await conn.fetch(sql.PARENT_ITEM_LINKS, workspace, parent_key)
+    return list(dict.fromkeys(own_item_keys([dict(r) for r in rows])))
+
+
+async def _refresh_children(
+    conn: Connection, workspace: str, provider: str, key: str, issue_id: UUID
+) -> None:
+    """Recompute the convention links of a Jira issue's direct children; emit those changed."""
+    if provider != "jira":
+        return
+    for child in await conn.fetch(sql.LOCK_JIRA_CHILDREN, workspace, key):
+        if child["id"] == issue_id:
+            continue
+        before = await _link_keys(conn, child["id"])
+        fields = {name: child[name] for name in sql.MUTABLE_FIELDS}
+        await _sync_convention_links(conn, workspace, child["id"], "jira", fields)
+        await _after_link_change(conn, workspace, child["id"], before)
 
 
 async def _link_keys(conn: Connection, issue_id: UUID) -> LinkKeys:
@@ -249,7 +292,9 @@ async def link_issue(
         return None
     before = await _link_keys(conn, row["id"])
     await conn.execute(sql.UPSERT_API_LINK, workspace, row["id"], target, key)
-    return await _after_link_change(conn, workspace, row["id"], before)
+    issue = await _after_link_change(conn, workspace, row["id"], before)
+    await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
+    return issue
 
 
 async def unlink_issue(
@@ -261,7 +306,9 @@ async def unlink_issue(
         return None
     before = await _link_keys(conn, row["id"])
     await conn.execute(sql.DELETE_LINK, row["id"], target, key)
-    return await _after_link_change(conn, workspace, row["id"], before)
+    issue = await _after_link_change(conn, workspace, row["id"], before)
+    await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
+    return issue
 
 
 async def _locate(conn: Connection, workspace: str, ref: IssueRef) -> Any:

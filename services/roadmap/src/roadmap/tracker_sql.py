@@ -150,3 +150,57 @@ UPDATE tracker_issue SET deleted = true, blocker = false, version = version + 1,
 WHERE id = $1
 RETURNING version
 """
+
+# --- delivery roll-ups of items and launches ----------------------------------------------------
+
+_ROLLUP = """
+    count(*) AS issues_total,
+    count(*) FILTER (WHERE i.state = 'open') AS issues_open,
+    count(*) FILTER (WHERE i.state = 'closed') AS issues_closed,
+    COALESCE(sum(i.estimate), 0) AS estimate_total,
+    COALESCE(sum(i.estimate) FILTER (WHERE i.state = 'closed'), 0) AS estimate_done
+"""
+
+# Per item key: the issues linked to it, whatever made the link.
+ITEM_ROLLUPS = f"""
+SELECT l.target_key AS key, {_ROLLUP}
+FROM tracker_link l JOIN tracker_issue i ON i.id = l.tracker_issue_id AND NOT i.deleted
+WHERE l.target = 'item' AND l.target_key = ANY($1::text[])
+GROUP BY l.target_key
+"""  # noqa: S608 - only the constant aggregates are formatted in
+
+# Per launch key: the issues linked to the launch or to any of its items, each counted once
+# (UNION drops the repeats). Launch keys are matched case-insensitively, as launches are.
+LAUNCH_ROLLUPS = f"""
+WITH launches AS (SELECT id, key FROM launch WHERE key = ANY($1::text[])),
+linked AS (
+    SELECT la.key, l.tracker_issue_id
+    FROM launches la
+    JOIN tracker_link l ON l.target = 'launch' AND upper(l.target_key) = upper(la.key)
+    UNION
+    SELECT la.key, l.tracker_issue_id
+    FROM launches la
+    JOIN item k ON k.launch_id = la.id
+    JOIN tracker_link l ON l.target = 'item' AND l.target_key = k.key
+)
+SELECT linked.key, {_ROLLUP}
+FROM linked JOIN tracker_issue i ON i.id = linked.tracker_issue_id AND NOT i.deleted
+GROUP BY linked.key
+"""  # noqa: S608 - only the constant aggregates are formatted in
+
+# --- the Jira epic/parent convention ----------------------------------------------------------
+
+# The item links of stored Jira issues keyed `$2`, with the labels that may have made them.
+PARENT_ITEM_LINKS = """
+SELECT p.labels, l.target_key, l.by
+FROM tracker_issue p JOIN tracker_link l ON l.tracker_issue_id = p.id AND l.target = 'item'
+WHERE p.workspace = $1 AND p.provider = 'jira' AND p.key = $2 AND NOT p.deleted
+ORDER BY l.target_key
+"""
+
+LOCK_JIRA_CHILDREN = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1 AND provider = 'jira' AND parent_key = $2 AND NOT deleted
+ORDER BY id
+FOR UPDATE
+"""

@@ -1,0 +1,178 @@
+"""Delivery roll-ups: items and launches count and estimate the tracker issues linked to them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from prodops.settings import Settings
+from support import auth, create_app, quiesce, running
+
+ZERO = {
+    "issues_total": 0,
+    "issues_open": 0,
+    "issues_closed": 0,
+    "estimate_total": 0,
+    "estimate_done": 0,
+}
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app("roadmap", settings)
+    async with running(app) as value:
+        yield value
+        await quiesce(app)
+
+
+class Jira:
+    """A registered Jira source that sends signed issue deliveries."""
+
+    def __init__(self, client: httpx.AsyncClient, source: dict[str, Any]) -> None:
+        self.client, self.url, self.secret = client, source["webhook_url"], source["secret"]
+
+    async def issue(
+        self,
+        key: str,
+        *,
+        labels: tuple[str, ...] = (),
+        versions: tuple[str, ...] = (),
+        points: float | None = None,
+        done: bool = False,
+    ) -> None:
+        """Deliver `jira:issue_created` for an issue whose id is its key."""
+        fields = {
+            "summary": f"Work on {key}",
+            "labels": list(labels),
+            "fixVersions": [{"id": name, "name": name} for name in versions],
+            "status": {"statusCategory": {"key": "done" if done else "new"}},
+            "customfield_10016": points,
+        }
+        issue = {"id": key, "key": key, "fields": fields}
+        body = orjson.dumps({"webhookEvent": "jira:issue_created", "issue": issue})
+        signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature": f"sha256={signature}",
+            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
+        }
+        answer = await self.client.post(self.url, content=body, headers=headers)
+        assert answer.status_code in {200, 202}, answer.text
+        assert answer.json()["status"] == "processed"
+
+
+async def _jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
+    answer = await client.post(
+        "/v1/sources",
+        headers=auth(settings, workspace, "admin"),
+        json={"provider": "jira", "name": "Jira"},
+    )
+    assert answer.status_code == 201, answer.text
+    return Jira(client, answer.json())
+
+
+async def _post(client: httpx.AsyncClient, headers: dict[str, str], path: str, **body: Any) -> Any:
+    answer = await client.post(path, headers=headers, json=body)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+async def _get(client: httpx.AsyncClient, headers: dict[str, str], path: str) -> Any:
+    answer = await client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def test_item_rolls_up_its_three_linked_issues_with_their_estimates(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    headers = auth(settings, workspace)
+    item = await _post(client, headers, "/v1/items", title="Checkout")
+    assert item["delivery"] == ZERO
+    jira = await _jira(client, settings, workspace)
+    label = f"roadmap:{item['key']}"
+    await jira.issue("SHOP-1", labels=(label,), points=3, done=True)
+    await jira.issue("SHOP-2", labels=(label,), points=5)
+    await jira.issue("SHOP-3", labels=(label,))
+    await jira.issue("SHOP-4", labels=("roadmap:OTHER-1",), points=13)
+
+    expected = {
+        "issues_total": 3,
+        "issues_open": 2,
+        "issues_closed": 1,
+        "estimate_total": 8,
+        "estimate_done": 3,
+    }
+    assert (await _get(client, headers, f"/v1/items/{item['key']}"))["delivery"] == expected
+    assert (await _get(client, headers, f"/v1/items/{item['id']}"))["delivery"] == expected
+
+
+async def test_launch_counts_issues_linked_to_it_and_to_its_items_once(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    headers = auth(settings, workspace)
+    launch = await _post(client, headers, "/v1/launches", key="SPRING", name="Spring")
+    shipping = await _post(client, headers, "/v1/items", title="In it", launch_id=launch["id"])
+    elsewhere = await _post(client, headers, "/v1/items", title="Not in it")
+    jira = await _jira(client, settings, workspace)
+    await jira.issue(
+        "WEB-1", labels=(f"roadmap:{shipping['key']}",), versions=("SPRING",), points=2
+    )
+    await jira.issue("WEB-2", labels=(f"roadmap:{shipping['key']}",), points=3, done=True)
+    await jira.issue("WEB-3", versions=("SPRING",), points=1, done=True)
+    await jira.issue("WEB-4", labels=(f"roadmap:{elsewhere['key']}",), points=8)
+
+    found = await _get(client, headers, "/v1/launches/spring")
+    assert found["delivery"] == {
+        "issues_total": 3,
+        "issues_open": 1,
+        "issues_closed": 2,
+        "estimate_total": 6,
+        "estimate_done": 4,
+    }
+
+
+async def test_list_pages_show_the_roll_up_of_every_row(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    headers = auth(settings, workspace)
+    launch = await _post(client, headers, "/v1/launches", key="FALL", name="Fall")
+    await _post(client, headers, "/v1/launches", key="IDLE", name="Nothing linked")
+    first = await _post(client, headers, "/v1/items", title="One", launch_id=launch["id"])
+    second = await _post(client, headers, "/v1/items", title="Two")
+    third = await _post(client, headers, "/v1/items", title="Three")
+    jira = await _jira(client, settings, workspace)
+    await jira.issue("APP-1", labels=(f"roadmap:{first['key']}",), points=2)
+    await jira.issue("APP-2", labels=(f"roadmap:{second['key']}",), points=1, done=True)
+    await jira.issue("APP-3", labels=(f"roadmap:{second['key']}",))
+
+    items = (await _get(client, headers, "/v1/items"))["items"]
+    totals = {
+        i["key"]: (i["delivery"]["issues_total"], i["delivery"]["estimate_done"]) for i in items
+    }
+    assert totals == {first["key"]: (1, 0), second["key"]: (2, 1), third["key"]: (0, 0)}
+    launches = (await _get(client, headers, "/v1/launches"))["items"]
+    rolled = {la["key"]: la["delivery"]["estimate_total"] for la in launches}
+    assert rolled == {"FALL": 2, "IDLE": 0}
+
+
+async def test_item_and_launch_created_after_issues_named_them_answer_with_their_roll_up(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    headers = auth(settings, workspace)
+    jira = await _jira(client, settings, workspace)
+    await jira.issue("OPS-1", labels=("roadmap:ITEM-1",), versions=("SUMMER",), points=5)
+
+    item = await _post(client, headers, "/v1/items", title="Named ahead")
+    launch = await _post(client, headers, "/v1/launches", key="SUMMER", name="Summer")
+
+    assert item["key"] == "ITEM-1"
+    assert item["delivery"]["issues_open"] == launch["delivery"]["issues_open"] == 1
+    assert item["delivery"]["estimate_total"] == launch["delivery"]["estimate_total"] == 5
