@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -14,12 +13,6 @@ from prodops.settings import Settings
 from support import auth, create_app, eventually, running, summary
 
 ACME = {"name": "Acme", "arr": 120000, "segment": "enterprise", "plan": "pro"}
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app("feedback", settings)) as client:
-        yield client
 
 
 async def account_events(settings: Settings, workspace: str) -> list[dict[str, Any]]:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from prodops.settings import Settings
-from support import auth, create, create_app, emitted, quiesce, running
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("feedback", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
+from support import auth, create, emitted
 
 
 async def test_a_merged_duplicate_folds_into_the_survivor_and_unmerge_restores_it(

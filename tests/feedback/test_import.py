@@ -13,15 +13,9 @@ import pytest
 
 from feedback.imports import MAX_LINE_BYTES, LineSplitter
 from prodops.settings import Settings
-from support import auth, create_app, running
+from support import auth
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app("feedback", settings)) as client:
-        yield client
 
 
 def ndjson(*items: dict[str, Any]) -> bytes:

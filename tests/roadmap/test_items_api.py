@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from prodops.events import Event
 from prodops.settings import Settings
-from support import auth, create_app, running
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("roadmap", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle."""
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM roadmap.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
+from support import auth, emitted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -100,7 +63,7 @@ async def test_created_item_is_read_by_id_or_key_and_emitted_with_keys(
     by_key = await client.get("/v1/items/item-2", headers=headers)
     assert by_id.json() == by_key.json() == item
 
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     kinds = [kind for kind, _ in events]
     assert kinds[-2:] == ["item.upserted", "launch.upserted"]
     data = events[-2][1]
@@ -134,7 +97,7 @@ async def test_status_changes_are_kept_in_history_and_shipping_sets_shipped_at(
     ]
     reopened = await client.patch(path, headers=headers, json={"status": "in_progress"})
     assert reopened.json()["shipped_at"] is None
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [d["version"] for _, d in events] == [1, 2, 3, 4, 5, 6]
     assert events[3][1]["shipped_at"] is not None
 
@@ -207,7 +170,7 @@ async def test_deleting_an_item_emits_deleted_and_orphans_its_children(
     assert (await client.get(f"/v1/items/{parent['id']}", headers=headers)).status_code == 404
     orphan = (await client.get(f"/v1/items/{child['key']}", headers=headers)).json()
     assert (orphan["parent_key"], orphan["version"]) == (None, 2)
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert events[-2][0] == "item.upserted"
     assert events[-1] == ("item.deleted", {"id": parent["id"], "version": 2, "key": "ITEM-1"})
 

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from prodops.events import Event
 from prodops.settings import Settings
-from support import auth, create_app, running
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("roadmap", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle."""
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM roadmap.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
+from support import auth, emitted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -76,7 +39,7 @@ async def test_created_launch_is_read_by_id_or_key_listed_and_emitted(
     filtered = await client.get("/v1/launches", headers=headers, params={"status": "in_progress"})
     assert [launch["id"] for launch in filtered.json()["items"]] == [other["id"]]
 
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [kind for kind, _ in events] == ["launch.upserted", "launch.upserted"]
     data = events[0][1]
     assert (data["key"], data["target_date"], data["item_keys"]) == ("SPRING", "2026-03-15", [])
@@ -135,7 +98,7 @@ async def test_checklist_is_replaced_whole_and_entries_ticked_one_by_one(
     assert bad.status_code == 422
     twice = await client.put(path, headers=headers, json={"entries": [kept, kept]})
     assert twice.status_code == 422
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [d["version"] for _, d in events] == [1, 2, 3]
     assert [e["done"] for e in events[-1][1]["checklist"]] == [True, False]
 
@@ -168,7 +131,7 @@ async def test_launch_carries_its_item_keys_and_deleting_it_unlinks_them(
     assert (await client.get("/v1/launches/SPRING", headers=headers)).status_code == 404
     item = (await client.get("/v1/items/ITEM-1", headers=headers)).json()
     assert item["launch_key"] is None
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [kind for kind, _ in events[-2:]] == ["item.upserted", "launch.deleted"]
     assert events[-2][1]["launch_key"] is None
     assert events[-1][1] == {"id": launch["id"], "version": 6, "key": "SPRING"}

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from prodops.events import Event
 from prodops.settings import Settings
-from support import auth, create_app, running
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("roadmap", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
-
-
-async def quiesce(app: FastAPI) -> None:
-    """Let the relay publish what the test wrote, so the app stops with the relay idle."""
-    for _ in range(100):
-        if not await app.state.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.05)
-
-
-async def emitted(settings: Settings, workspace: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type without prefix, data) of every event the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM roadmap.outbox WHERE workspace = $1 ORDER BY position",
-            workspace,
-        )
-    finally:
-        await conn.close()
-    events = [Event.from_bytes(r["payload"]) for r in rows]
-    return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
+from support import auth, emitted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -82,7 +45,7 @@ async def test_created_objective_is_read_back_listed_and_emitted(
     )
     assert [o["id"] for o in rest.json()["items"]] == [parent["id"]]
 
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [kind for kind, _ in events] == ["objective.upserted", "objective.upserted"]
     data = events[1][1]
     assert (data["name"], data["weight"], data["parent_id"]) == (body["name"], 3, parent["id"])
@@ -108,7 +71,7 @@ async def test_patch_changes_only_the_fields_sent_and_bumps_the_version(
         assert answer.headers["content-type"] == "application/problem+json"
     cycle = await client.patch(path, headers=headers, json={"parent_id": objective["id"]})
     assert cycle.status_code == 409
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [d["version"] for _, d in events] == [1, 2]
 
 
@@ -129,7 +92,7 @@ async def test_deleting_an_objective_unlinks_its_items_and_orphans_its_children(
     unlinked = (await client.get(f"/v1/items/{item.json()['key']}", headers=headers)).json()
     assert (unlinked["objective_ids"], unlinked["version"]) == ([], 2)
 
-    events = await emitted(settings, workspace)
+    events = await emitted(settings, workspace, "roadmap")
     assert [kind for kind, _ in events[-3:]] == [
         "objective.upserted",
         "item.upserted",

@@ -1,0 +1,20 @@
+"""Fixtures of the feedback tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from prodops.settings import Settings
+from support import create_app, quiesce, running
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The feedback app, stopped only once its relay has published what the test wrote."""
+    app = create_app("feedback", settings)
+    async with running(app) as value:
+        yield value
+        await quiesce(app)
