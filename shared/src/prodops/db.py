@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from prodops.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 # asyncpg's classes are generic only to the type checker, hence the quoted aliases.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
@@ -55,3 +58,11 @@ async def workspace_transaction(
             role,
         )
         yield conn
+
+
+def request_transaction(
+    request: Request, workspace: str
+) -> AbstractAsyncContextManager[Connection]:
+    """The workspace transaction of an HTTP request, on its app's pool and settings."""
+    settings: Settings = request.app.state.settings
+    return workspace_transaction(request.app.state.pool, workspace, role=settings.app_role)

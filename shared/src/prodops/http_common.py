@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from prodops.auth import Admin
-from prodops.db import workspace_transaction
+from prodops.db import request_transaction
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
 
@@ -107,10 +107,7 @@ async def list_dead_letters(
     status: Literal["dead", "replayed"] | None = None,
 ) -> Page[DeadLetter]:
     """Dead letters of the token's workspace, newest first."""
-    settings = request.app.state.settings
-    async with workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    ) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
     letters = [_dead_letter(r) for r in rows]
     return page_of(letters, limit, lambda d: time_id_key(d.created_at, d.id))

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from prodops.auth import Admin
-from prodops.db import Pool, workspace_transaction
+from prodops.db import Pool, request_transaction
 from prodops.events import new_id, utcnow
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
@@ -166,7 +166,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
             )
         settings: Settings = request.app.state.settings
         secret = body.secret or _generate_secret(body.provider)
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             row = await conn.fetchrow(
                 _INSERT,
                 new_id(),
@@ -184,7 +184,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
         request: Request, principal: Admin, limit: Limit = 50, cursor: Cursor = None
     ) -> Page[Source]:
         """The workspace's sources, newest first (never their secrets)."""
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             rows = await conn.fetch(_LIST, *time_id_after(cursor), limit + 1)
         found = [_source(r, request.app.state.settings) for r in rows]
         return page_of(found, limit, lambda s: time_id_key(s.created_at, s.id))
@@ -192,7 +192,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
     @router.get("/{source_id}", response_model=Source)
     async def get_source(request: Request, source_id: UUID, principal: Admin) -> Source:
         """One source (never its secret)."""
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             row = await conn.fetchrow(_GET, source_id)
         if row is None:
             raise ProblemError(404, "Not Found", "no such source in this workspace")
@@ -204,7 +204,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
     ) -> SourceWithSecret:
         """Replace the secret; the old one keeps verifying for the grace period."""
         settings: Settings = request.app.state.settings
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             current = await conn.fetchrow(_GET, source_id)
             if current is None:
                 raise ProblemError(404, "Not Found", "no such source in this workspace")
@@ -216,15 +216,10 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
     @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
     async def delete_source(request: Request, source_id: UUID, principal: Admin) -> Response:
         """Delete a source; its webhook URL answers 404 from now on."""
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             result = await conn.execute(_DELETE, source_id)
         if result.endswith(" 0"):
             raise ProblemError(404, "Not Found", "no such source in this workspace")
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router
-
-
-def _transaction(request: Request, workspace: str) -> Any:
-    settings: Settings = request.app.state.settings
-    return workspace_transaction(request.app.state.pool, workspace, role=settings.app_role)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from prodops.auth import Admin
-from prodops.db import Connection, Pool, workspace_transaction
+from prodops.db import Connection, Pool, request_transaction
 from prodops.events import new_id
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
@@ -268,7 +268,7 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         status: Status | None = None,
     ) -> Page[DeliveryView]:
         """The workspace's deliveries, newest first; `?status=failed` for those to fix."""
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
         views = [DeliveryView(**dict(r.items())) for r in rows]
         return page_of(views, limit, lambda d: time_id_key(d.received_at, d.id))
@@ -278,7 +278,7 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         request: Request, delivery_id: UUID, principal: Admin
     ) -> DeliveryView:
         """Normalise a stored delivery again (after a fix); its new status is answered."""
-        async with _transaction(request, principal.workspace) as conn:
+        async with request_transaction(request, principal.workspace) as conn:
             row = await conn.fetchrow(_GET, delivery_id)
             if row is None:
                 raise ProblemError(404, "Not Found", "no such delivery in this workspace")
@@ -293,6 +293,7 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
             )
             await _normalise(conn, normalize, delivery)
             row = await conn.fetchrow(_GET, delivery_id)
+        assert row is not None  # locked FOR UPDATE above, in the same transaction
         fields = {k: v for k, v in row.items() if k in DeliveryView.model_fields}
         return DeliveryView(**fields)
 
@@ -310,7 +311,7 @@ async def _store(
     normalize: Normalizer,
 ) -> Response:
     delivery_id = new_id()
-    async with _transaction(request, workspace) as conn:
+    async with request_transaction(request, workspace) as conn:
         received_at = await conn.fetchval(
             _INSERT,
             delivery_id,
@@ -339,8 +340,3 @@ async def _store(
     return JSONResponse(
         body.model_dump(mode="json"), status_code=200 if outcome == "duplicate" else 202
     )
-
-
-def _transaction(request: Request, workspace: str) -> Any:
-    settings: Settings = request.app.state.settings
-    return workspace_transaction(request.app.state.pool, workspace, role=settings.app_role)

@@ -6,8 +6,7 @@ an upsert that changes nothing leaves the version alone and emits nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, Literal
@@ -18,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from feedback import postgres
 from prodops import outbox
-from prodops.auth import FeedbackRead, FeedbackWrite, Principal
-from prodops.db import Connection, workspace_transaction
+from prodops.auth import FeedbackRead, FeedbackWrite
+from prodops.db import Connection, request_transaction
 from prodops.events import AccountUpserted, Event, make_event
 from prodops.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
@@ -175,14 +174,6 @@ async def list_accounts(
     return [account_of(r) for r in rows]
 
 
-@asynccontextmanager
-async def _transaction(request: Request, principal: Principal) -> AsyncIterator[Connection]:
-    settings = request.app.state.settings
-    pool = request.app.state.pool
-    async with workspace_transaction(pool, principal.workspace, role=settings.app_role) as conn:
-        yield conn
-
-
 @router.put(
     "/{external_id:path}",
     response_model=Account,
@@ -198,7 +189,7 @@ async def put_account(
 ) -> Account:
     """Create or replace an account: 201 when created, 200 when updated or unchanged."""
     upsert = AccountUpsert(external_id=external_id, **body.model_dump())
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         [(account, outcome)] = await upsert_accounts(
             conn=conn, workspace=principal.workspace, accounts=[upsert]
         )
@@ -213,7 +204,7 @@ async def bulk_upsert_accounts(
     request: Request, body: BulkAccountsInput, principal: FeedbackWrite
 ) -> BulkAccountsResult:
     """Create or replace up to 1000 accounts in one transaction."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         results = await upsert_accounts(
             conn=conn, workspace=principal.workspace, accounts=body.accounts
         )
@@ -238,7 +229,7 @@ async def list_accounts_route(
 ) -> Page[Account]:
     """Accounts ordered by external id, optionally of one segment and/or plan."""
     after = _after(cursor) if cursor else None
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await list_accounts(
             conn=conn, limit=limit + 1, after=after, segment=segment, plan=plan
         )
@@ -257,7 +248,7 @@ async def get_account_route(
     request: Request, external_id: ExternalId, principal: FeedbackRead
 ) -> Account:
     """One account."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         account = await get_account(conn=conn, external_id=external_id)
     if account is None:
         raise ProblemError(404, "Not Found", "no such account in this workspace")

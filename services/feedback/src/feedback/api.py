@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -12,19 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from feedback import service
 from feedback.domain import FeedbackFilters, FeedbackInput, FeedbackPatch, FeedbackView
 from feedback.links import router as links_router
-from prodops.auth import FeedbackRead, FeedbackWrite, Principal
-from prodops.db import Connection, workspace_transaction
+from prodops.auth import FeedbackRead, FeedbackWrite
+from prodops.db import request_transaction
 from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=PROBLEM_RESPONSES)
-
-
-def _transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
-    settings = request.app.state.settings
-    return workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    )
 
 
 @router.post(
@@ -41,7 +33,7 @@ async def create_feedback(
 
     With an `external_id` the call is idempotent: an item that already has it is answered 200.
     """
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         item, created = await service.create_feedback(
             conn=conn, workspace=principal.workspace, data=body
         )
@@ -61,7 +53,7 @@ async def list_feedback(
 ) -> Page[FeedbackView]:
     """Feedback items, newest first; merged duplicates only with `include_merged=true`."""
     after = _position(cursor, filters) if cursor else None
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         items = await service.list_feedback(
             conn=conn, limit=limit + 1, after=after, filters=filters
         )
@@ -91,7 +83,7 @@ async def get_feedback(
     request: Request, feedback_id: UUID, principal: FeedbackRead
 ) -> FeedbackView:
     """One feedback item, with the ids and sources of the duplicates merged into it."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         item = await service.get_feedback(conn=conn, feedback_id=feedback_id)
     if item is None:
         raise service.FeedbackNotFoundError
@@ -103,7 +95,7 @@ async def patch_feedback(
     request: Request, feedback_id: UUID, body: FeedbackPatch, principal: FeedbackWrite
 ) -> FeedbackView:
     """Change only the fields sent; emits `feedback.updated` when something changed."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.patch_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id, patch=body
         )
@@ -112,7 +104,7 @@ async def patch_feedback(
 @router.delete("/{feedback_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_feedback(request: Request, feedback_id: UUID, principal: FeedbackWrite) -> None:
     """Delete a feedback item and emit `feedback.deleted`; its external id may come again."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         await service.delete_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id
         )

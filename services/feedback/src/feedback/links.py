@@ -5,7 +5,6 @@ Included in `feedback.api.router`, so these live under `/v1/feedback` too.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 from uuid import UUID
 
@@ -14,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback import service
 from feedback.domain import ITEM_KEY_PATTERN, FeedbackView, Link
-from prodops.auth import FeedbackWrite, Principal
-from prodops.db import Connection, workspace_transaction
+from prodops.auth import FeedbackWrite
+from prodops.db import request_transaction
 from prodops.problems import PROBLEM_RESPONSES, require_json
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
@@ -34,13 +33,6 @@ class MergeRequest(BaseModel):
     into: UUID = Field(description="The id of the item that survives")
 
 
-def _transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
-    settings = request.app.state.settings
-    return workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    )
-
-
 @router.put(
     "/{feedback_id}/links/{item_key}",
     response_model=Link,
@@ -55,7 +47,7 @@ async def link_feedback(
     principal: FeedbackWrite,
 ) -> Link:
     """Link a feedback item to a roadmap item (by key, known yet or not); emits `.linked`."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         link, created = await service.link_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id, item_key=item_key
         )
@@ -73,7 +65,7 @@ async def unlink_feedback(
     request: Request, feedback_id: UUID, item_key: ItemKey, principal: FeedbackWrite
 ) -> None:
     """Remove a link, made by the API or by a tag; emits `feedback.unlinked`."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         await service.unlink_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id, item_key=item_key
         )
@@ -89,7 +81,7 @@ async def merge_feedback(
 
     Emits `feedback.merged`, then `feedback.updated` for the duplicate and for the survivor.
     """
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.merge_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id, into=body.into
         )
@@ -100,7 +92,7 @@ async def unmerge_feedback(
     request: Request, feedback_id: UUID, principal: FeedbackWrite
 ) -> FeedbackView:
     """Undo a merge: answers the former duplicate; emits `feedback.updated` for both items."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.unmerge_feedback(
             conn=conn, workspace=principal.workspace, feedback_id=feedback_id
         )

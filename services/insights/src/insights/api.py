@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from insights import postgres
 from prodops.auth import InsightsRead
-from prodops.db import workspace_transaction
+from prodops.db import request_transaction
 from prodops.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["insights"], responses=PROBLEM_RESPONSES)
@@ -27,10 +27,7 @@ class Summary(BaseModel):
 @router.get("/summary", response_model=Summary)
 async def summary(request: Request, principal: InsightsRead) -> Summary:
     """Counts of what the workspace's events have told insights so far."""
-    settings = request.app.state.settings
-    async with workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    ) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await conn.fetch(postgres.SUMMARY)
     counts = {r["aggregate"]: r["live"] for r in rows}
     return Summary(

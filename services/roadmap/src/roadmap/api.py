@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-
 from fastapi import APIRouter, Depends, Request
 
-from prodops.auth import Admin, Principal, RoadmapRead
-from prodops.db import Connection, workspace_transaction
+from prodops.auth import Admin, RoadmapRead
+from prodops.db import request_transaction
 from prodops.problems import PROBLEM_RESPONSES, require_json
 from roadmap import launch_service, service
 from roadmap.domain import ChecklistTemplate, ItemKeyPrefix
@@ -15,18 +13,10 @@ from roadmap.domain import ChecklistTemplate, ItemKeyPrefix
 router = APIRouter(prefix="/v1", tags=["settings"], responses=PROBLEM_RESPONSES)
 
 
-def transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
-    """A transaction confined to the caller's workspace."""
-    settings = request.app.state.settings
-    return workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    )
-
-
 @router.get("/settings/item-key-prefix", response_model=ItemKeyPrefix)
 async def get_item_key_prefix(request: Request, principal: RoadmapRead) -> ItemKeyPrefix:
     """The prefix of new item keys (`<PREFIX>-<n>`); `ITEM` until changed."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return ItemKeyPrefix(prefix=await service.get_item_key_prefix(conn=conn))
 
 
@@ -39,7 +29,7 @@ async def put_item_key_prefix(
     request: Request, body: ItemKeyPrefix, principal: Admin
 ) -> ItemKeyPrefix:
     """Change the prefix of new item keys; existing keys stay, and numbering goes on."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         prefix = await service.set_item_key_prefix(
             conn=conn, workspace=principal.workspace, prefix=body.prefix
         )
@@ -49,7 +39,7 @@ async def put_item_key_prefix(
 @router.get("/checklist-template", response_model=ChecklistTemplate)
 async def get_checklist_template(request: Request, principal: RoadmapRead) -> ChecklistTemplate:
     """The checklist every new launch starts with (unless it is created with its own)."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await launch_service.get_checklist_template(conn=conn)
 
 
@@ -60,7 +50,7 @@ async def put_checklist_template(
     request: Request, body: ChecklistTemplate, principal: Admin
 ) -> ChecklistTemplate:
     """Replace the template; launches created before keep their checklists."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await launch_service.put_checklist_template(
             conn=conn, workspace=principal.workspace, template=body
         )

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from prodops.auth import RoadmapRead, RoadmapWrite
+from prodops.db import request_transaction
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, require_json
 from roadmap import service
-from roadmap.api import transaction
 from roadmap.domain import Item, ItemFilters, ItemInput, ItemPatch, StatusChange
 
 router = APIRouter(prefix="/v1/items", tags=["items"], responses=PROBLEM_RESPONSES)
@@ -29,7 +29,7 @@ async def create_item(
     request: Request, response: Response, body: ItemInput, principal: RoadmapWrite
 ) -> Item:
     """Store an item under the workspace's next key (`<PREFIX>-<n>`); emits `item.upserted`."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         item = await service.create_item(conn=conn, workspace=principal.workspace, data=body)
     response.headers["Location"] = f"/v1/items/{item.key}"
     return item
@@ -44,7 +44,7 @@ async def list_items(
     cursor: Cursor = None,
 ) -> Page[Item]:
     """Items, newest first, narrowed by status, horizon, objective id, launch key and area."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await service.list_items(
             conn=conn, filters=filters, after=time_id_after(cursor), limit=limit + 1
         )
@@ -54,7 +54,7 @@ async def list_items(
 @router.get("/{id_or_key}", response_model=Item)
 async def get_item(request: Request, id_or_key: str, principal: RoadmapRead) -> Item:
     """One item, by id or key."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.find_item(conn=conn, id_or_key=id_or_key)
 
 
@@ -63,7 +63,7 @@ async def get_item_history(
     request: Request, id_or_key: str, principal: RoadmapRead
 ) -> list[StatusChange]:
     """Every status the item has had, oldest first, from the one it was created with."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.item_history(conn=conn, id_or_key=id_or_key)
 
 
@@ -76,7 +76,7 @@ async def patch_item(
     Becoming `shipped` sets `shipped_at`; leaving `shipped` clears it. Moving to another launch
     is a new version of both launches (`launch.upserted`), since they carry their item keys.
     """
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.patch_item(
             conn=conn, workspace=principal.workspace, id_or_key=id_or_key, patch=body
         )
@@ -85,5 +85,5 @@ async def patch_item(
 @router.delete("/{id_or_key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_item(request: Request, id_or_key: str, principal: RoadmapWrite) -> None:
     """Delete an item and emit `item.deleted`; its children lose their parent."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         await service.delete_item(conn=conn, workspace=principal.workspace, id_or_key=id_or_key)

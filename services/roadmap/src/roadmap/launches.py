@@ -10,11 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from prodops.auth import RoadmapRead, RoadmapWrite
+from prodops.db import request_transaction
 from prodops.events import new_id
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, require_json
 from roadmap import launch_service as service
-from roadmap.api import transaction
 from roadmap.domain import (
     Checklist,
     ChecklistEntryPatch,
@@ -41,7 +41,7 @@ async def create_launch(
 
     Without a `checklist` it starts with the workspace's checklist template.
     """
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         launch = await service.create_launch(conn=conn, workspace=principal.workspace, data=body)
     response.headers["Location"] = f"/v1/launches/{launch.key}"
     return launch
@@ -56,7 +56,7 @@ async def list_launches(
     cursor: Cursor = None,
 ) -> Page[Launch]:
     """Launches, newest first."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await service.list_launches(
             conn=conn, status=status, after=time_id_after(cursor), limit=limit + 1
         )
@@ -66,7 +66,7 @@ async def list_launches(
 @router.get("/{id_or_key}", response_model=Launch)
 async def get_launch(request: Request, id_or_key: str, principal: RoadmapRead) -> Launch:
     """One launch, with its checklist and the keys of its items."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.find_launch(conn=conn, id_or_key=id_or_key)
 
 
@@ -75,7 +75,7 @@ async def patch_launch(
     request: Request, id_or_key: str, body: LaunchPatch, principal: RoadmapWrite
 ) -> Launch:
     """Change only the fields sent; emits `launch.upserted` when something changed."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.patch_launch(
             conn=conn, workspace=principal.workspace, id_or_key=id_or_key, patch=body
         )
@@ -86,7 +86,7 @@ async def replace_checklist(
     request: Request, id_or_key: str, body: Checklist, principal: RoadmapWrite
 ) -> Launch:
     """Replace the whole checklist; entries sent without an id get one."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.replace_checklist(
             conn=conn,
             workspace=principal.workspace,
@@ -108,7 +108,7 @@ async def patch_checklist_entry(
     principal: RoadmapWrite,
 ) -> Launch:
     """Change one checklist entry (tick `done`, mostly); answers the whole launch."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.patch_checklist_entry(
             conn=conn,
             workspace=principal.workspace,
@@ -121,5 +121,5 @@ async def patch_checklist_entry(
 @router.delete("/{id_or_key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_launch(request: Request, id_or_key: str, principal: RoadmapWrite) -> None:
     """Delete a launch and emit `launch.deleted`; its items are unlinked (`item.upserted`)."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         await service.delete_launch(conn=conn, workspace=principal.workspace, id_or_key=id_or_key)

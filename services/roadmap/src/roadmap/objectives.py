@@ -7,10 +7,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from prodops.auth import RoadmapRead, RoadmapWrite
+from prodops.db import request_transaction
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, require_json
 from roadmap import service
-from roadmap.api import transaction
 from roadmap.domain import Objective, ObjectiveInput, ObjectivePatch, ObjectiveStatus
 
 router = APIRouter(prefix="/v1/objectives", tags=["objectives"], responses=PROBLEM_RESPONSES)
@@ -26,7 +26,7 @@ async def create_objective(
     request: Request, response: Response, body: ObjectiveInput, principal: RoadmapWrite
 ) -> Objective:
     """Store an objective and emit `objective.upserted`."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         objective = await service.create_objective(
             conn=conn, workspace=principal.workspace, data=body
         )
@@ -43,7 +43,7 @@ async def list_objectives(
     cursor: Cursor = None,
 ) -> Page[Objective]:
     """Objectives, newest first."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         rows = await service.list_objectives(
             conn=conn, status=status, after=time_id_after(cursor), limit=limit + 1
         )
@@ -53,7 +53,7 @@ async def list_objectives(
 @router.get("/{objective_id}", response_model=Objective)
 async def get_objective(request: Request, objective_id: UUID, principal: RoadmapRead) -> Objective:
     """One objective."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.get_objective(conn=conn, objective_id=objective_id)
 
 
@@ -62,7 +62,7 @@ async def patch_objective(
     request: Request, objective_id: UUID, body: ObjectivePatch, principal: RoadmapWrite
 ) -> Objective:
     """Change only the fields sent; emits `objective.upserted` when something changed."""
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         return await service.patch_objective(
             conn=conn, workspace=principal.workspace, objective_id=objective_id, patch=body
         )
@@ -75,7 +75,7 @@ async def delete_objective(request: Request, objective_id: UUID, principal: Road
     Items that named it stop naming it (an `item.upserted` each), and its child objectives lose
     their parent (an `objective.upserted` each).
     """
-    async with transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         await service.delete_objective(
             conn=conn, workspace=principal.workspace, objective_id=objective_id
         )

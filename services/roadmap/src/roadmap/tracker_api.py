@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from prodops.auth import Principal, RoadmapRead, RoadmapWrite
-from prodops.db import Connection, workspace_transaction
+from prodops.db import request_transaction
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
 from roadmap import tracker
@@ -19,13 +18,6 @@ from roadmap.tracker import IssueRef, LinkTarget, TrackerIssue, TrackerIssueFilt
 router = APIRouter(tags=["tracker issues"], responses=PROBLEM_RESPONSES)
 
 TargetKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The item or launch key")]
-
-
-def _transaction(request: Request, principal: Principal) -> AbstractAsyncContextManager[Connection]:
-    settings = request.app.state.settings
-    return workspace_transaction(
-        request.app.state.pool, principal.workspace, role=settings.app_role
-    )
 
 
 def _not_found(detail: str) -> ProblemError:
@@ -41,7 +33,7 @@ async def list_tracker_issues(
     cursor: Cursor = None,
 ) -> Page[TrackerIssue]:
     """Tracker issues, most recently changed first; filter by provider, state, link, blocker."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         issues = await tracker.list_tracker_issues(
             conn=conn, limit=limit + 1, after=time_id_after(cursor), filters=filters
         )
@@ -53,7 +45,7 @@ async def get_tracker_issue(
     request: Request, issue_id: UUID, principal: RoadmapRead
 ) -> TrackerIssue:
     """One tracker issue, with its links to items and launches."""
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         issue = await tracker.get_tracker_issue(conn=conn, issue_id=issue_id)
     if issue is None:
         raise _not_found("no such tracker issue in this workspace")
@@ -70,7 +62,7 @@ async def _link(
     add: bool,
 ) -> TrackerIssue:
     change = tracker.link_issue if add else tracker.unlink_issue
-    async with _transaction(request, principal) as conn:
+    async with request_transaction(request, principal.workspace) as conn:
         issue = await change(
             conn=conn, workspace=principal.workspace, ref=ref, target=target, key=key
         )
