@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +16,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 import nats
+import orjson
 from fastapi import FastAPI
 
 from insights.bootstrap import CONSUMER
@@ -164,3 +168,55 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: A
     answer = await client.post("/v1/feedback", headers=headers, json={"title": "Wish", **fields})
     assert answer.status_code == 201, answer.text
     return answer.json()
+
+
+class Jira:
+    """A registered Jira source that sends signed issue deliveries."""
+
+    def __init__(self, client: httpx.AsyncClient, source: dict[str, Any]) -> None:
+        self.client, self.url, self.secret = client, source["webhook_url"], source["secret"]
+
+    async def issue(
+        self,
+        key: str,
+        *,
+        labels: tuple[str, ...] = (),
+        versions: tuple[str, ...] = (),
+        points: float | None = None,
+        done: bool = False,
+        parent: str | None = None,
+        event: str = "jira:issue_created",
+    ) -> None:
+        """Deliver an issue event for an issue whose id is its key; it must be processed."""
+        fields: dict[str, Any] = {
+            "summary": f"Work on {key}",
+            "labels": list(labels),
+            "fixVersions": [{"id": name, "name": name} for name in versions],
+            "status": {"statusCategory": {"key": "done" if done else "new"}},
+            "customfield_10016": points,
+        }
+        if parent is not None:
+            fields["parent"] = {"key": parent}
+        body = orjson.dumps(
+            {"webhookEvent": event, "issue": {"id": key, "key": key, "fields": fields}}
+        )
+        signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature": f"sha256={signature}",
+            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
+        }
+        answer = await self.client.post(self.url, content=body, headers=headers)
+        assert answer.status_code in {200, 202}, answer.text
+        assert answer.json()["status"] == "processed"
+
+
+async def register_jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
+    """Register a Jira source in the workspace and return a sender for it."""
+    answer = await client.post(
+        "/v1/sources",
+        headers=auth(settings, workspace, "admin"),
+        json={"provider": "jira", "name": "Jira"},
+    )
+    assert answer.status_code == 201, answer.text
+    return Jira(client, answer.json())

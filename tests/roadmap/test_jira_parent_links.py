@@ -2,67 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import orjson
-import pytest
 
 from prodops.settings import Settings
-from support import auth, create_app, emitted, quiesce, running
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("roadmap", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
-
-
-class Jira:
-    """A registered Jira source that sends signed issue deliveries."""
-
-    def __init__(self, client: httpx.AsyncClient, source: dict[str, Any]) -> None:
-        self.client, self.url, self.secret = client, source["webhook_url"], source["secret"]
-
-    async def issue(
-        self,
-        key: str,
-        *,
-        labels: tuple[str, ...] = (),
-        parent: str | None = None,
-        event: str = "jira:issue_created",
-    ) -> None:
-        """Deliver an issue event for an issue whose id is its key."""
-        fields: dict[str, Any] = {"summary": f"Work on {key}", "labels": list(labels)}
-        if parent is not None:
-            fields["parent"] = {"key": parent}
-        issue = {"id": key, "key": key, "fields": fields}
-        body = orjson.dumps({"webhookEvent": event, "issue": issue})
-        signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature": f"sha256={signature}",
-            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-        }
-        answer = await self.client.post(self.url, content=body, headers=headers)
-        assert answer.status_code in {200, 202}, answer.text
-        assert answer.json()["status"] == "processed"
-
-
-async def _jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
-    answer = await client.post(
-        "/v1/sources",
-        headers=auth(settings, workspace, "admin"),
-        json={"provider": "jira", "name": "Jira"},
-    )
-    assert answer.status_code == 201, answer.text
-    return Jira(client, answer.json())
+from support import auth, emitted, register_jira
 
 
 async def _links(client: httpx.AsyncClient, settings: Settings, workspace: str) -> dict[str, Any]:
@@ -88,7 +33,7 @@ async def _child_item_keys(settings: Settings, workspace: str) -> list[list[str]
 async def test_child_of_an_epic_labelled_with_an_item_is_linked_to_it_by_convention(
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("SHOP-1", labels=("roadmap:CK-9",))
     await jira.issue("SHOP-2", labels=("roadmap:CK-3",), parent="SHOP-1")
     await jira.issue("SHOP-3")
@@ -104,7 +49,7 @@ async def test_child_of_an_epic_labelled_with_an_item_is_linked_to_it_by_convent
 async def test_epic_arriving_after_its_child_links_the_child_then(
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("SHOP-2", parent="SHOP-1")
     await jira.issue("SHOP-1", labels=("roadmap:CK-9",))
 
@@ -115,7 +60,7 @@ async def test_epic_arriving_after_its_child_links_the_child_then(
 async def test_label_added_to_the_epic_later_links_the_child_and_removing_it_unlinks(
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("SHOP-1")
     await jira.issue("SHOP-2", parent="SHOP-1")
     await jira.issue("SHOP-1", labels=("roadmap:CK-9",), event="jira:issue_updated")
@@ -129,7 +74,7 @@ async def test_label_added_to_the_epic_later_links_the_child_and_removing_it_unl
 async def test_explicit_link_of_the_epic_reaches_its_child_but_not_its_grandchild(
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("SHOP-1")
     await jira.issue("SHOP-2", parent="SHOP-1")
     await jira.issue("SHOP-5", parent="SHOP-2")

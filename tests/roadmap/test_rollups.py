@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import orjson
-import pytest
 
 from prodops.settings import Settings
-from support import auth, create_app, quiesce, running
+from support import auth, register_jira
 
 ZERO = {
     "issues_total": 0,
@@ -22,60 +16,6 @@ ZERO = {
     "estimate_total": 0,
     "estimate_done": 0,
 }
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app("roadmap", settings)
-    async with running(app) as value:
-        yield value
-        await quiesce(app)
-
-
-class Jira:
-    """A registered Jira source that sends signed issue deliveries."""
-
-    def __init__(self, client: httpx.AsyncClient, source: dict[str, Any]) -> None:
-        self.client, self.url, self.secret = client, source["webhook_url"], source["secret"]
-
-    async def issue(
-        self,
-        key: str,
-        *,
-        labels: tuple[str, ...] = (),
-        versions: tuple[str, ...] = (),
-        points: float | None = None,
-        done: bool = False,
-    ) -> None:
-        """Deliver `jira:issue_created` for an issue whose id is its key."""
-        fields = {
-            "summary": f"Work on {key}",
-            "labels": list(labels),
-            "fixVersions": [{"id": name, "name": name} for name in versions],
-            "status": {"statusCategory": {"key": "done" if done else "new"}},
-            "customfield_10016": points,
-        }
-        issue = {"id": key, "key": key, "fields": fields}
-        body = orjson.dumps({"webhookEvent": "jira:issue_created", "issue": issue})
-        signature = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature": f"sha256={signature}",
-            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-        }
-        answer = await self.client.post(self.url, content=body, headers=headers)
-        assert answer.status_code in {200, 202}, answer.text
-        assert answer.json()["status"] == "processed"
-
-
-async def _jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
-    answer = await client.post(
-        "/v1/sources",
-        headers=auth(settings, workspace, "admin"),
-        json={"provider": "jira", "name": "Jira"},
-    )
-    assert answer.status_code == 201, answer.text
-    return Jira(client, answer.json())
 
 
 async def _post(client: httpx.AsyncClient, headers: dict[str, str], path: str, **body: Any) -> Any:
@@ -96,7 +36,7 @@ async def test_item_rolls_up_its_three_linked_issues_with_their_estimates(
     headers = auth(settings, workspace)
     item = await _post(client, headers, "/v1/items", title="Checkout")
     assert item["delivery"] == ZERO
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     label = f"roadmap:{item['key']}"
     await jira.issue("SHOP-1", labels=(label,), points=3, done=True)
     await jira.issue("SHOP-2", labels=(label,), points=5)
@@ -121,7 +61,7 @@ async def test_launch_counts_issues_linked_to_it_and_to_its_items_once(
     launch = await _post(client, headers, "/v1/launches", key="SPRING", name="Spring")
     shipping = await _post(client, headers, "/v1/items", title="In it", launch_id=launch["id"])
     elsewhere = await _post(client, headers, "/v1/items", title="Not in it")
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue(
         "WEB-1", labels=(f"roadmap:{shipping['key']}",), versions=("SPRING",), points=2
     )
@@ -148,7 +88,7 @@ async def test_list_pages_show_the_roll_up_of_every_row(
     first = await _post(client, headers, "/v1/items", title="One", launch_id=launch["id"])
     second = await _post(client, headers, "/v1/items", title="Two")
     third = await _post(client, headers, "/v1/items", title="Three")
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("APP-1", labels=(f"roadmap:{first['key']}",), points=2)
     await jira.issue("APP-2", labels=(f"roadmap:{second['key']}",), points=1, done=True)
     await jira.issue("APP-3", labels=(f"roadmap:{second['key']}",))
@@ -167,7 +107,7 @@ async def test_item_and_launch_created_after_issues_named_them_answer_with_their
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
     headers = auth(settings, workspace)
-    jira = await _jira(client, settings, workspace)
+    jira = await register_jira(client, settings, workspace)
     await jira.issue("OPS-1", labels=("roadmap:ITEM-1",), versions=("SUMMER",), points=5)
 
     item = await _post(client, headers, "/v1/items", title="Named ahead")
