@@ -81,12 +81,13 @@ async def publish(settings: Settings, *events: Event, msg_id: str | None = None)
         await nc.close()
 
 
-async def stream_messages(settings: Settings) -> int:
-    """How many messages the test's stream holds."""
+async def stream_messages(settings: Settings, aggregate: str = "feedback") -> int:
+    """How many messages of one aggregate's events the test's stream holds."""
     nc = await nats.connect(settings.nats_url)
     try:
-        info = await nc.jetstream().stream_info(settings.stream_name)
-        return int(info.state.messages)
+        subjects = f"{settings.subject_prefix}.{aggregate}.>"
+        info = await nc.jetstream().stream_info(settings.stream_name, subjects_filter=subjects)
+        return sum((info.state.subjects or {}).values())
     finally:
         await nc.close()
 

@@ -221,6 +221,7 @@ def test_opened_gitlab_issue_maps_to_its_whole_snapshot() -> None:
         created_at=_at("2013-12-03T17:15:43"),
         closed_at=None,
         deleted=False,
+        cleared=frozenset({"milestone"}),  # its `milestone_id` is null
     )
 
 
@@ -291,7 +292,8 @@ def test_moved_gitlab_issue_is_closed_as_moved() -> None:
 def test_gitlab_issue_milestone_is_named_only_when_the_payload_carries_its_title() -> None:
     payload = _payload("issue")
     payload["object_attributes"].update(milestone_id=7)
-    assert _one("Issue Hook.update", payload).milestone is None
+    snapshot = _one("Issue Hook.update", payload)
+    assert (snapshot.milestone, snapshot.cleared) == (None, frozenset())
     payload["object_attributes"]["milestone"] = {"id": 7, "title": "LAUNCH-3"}
     assert _one("Issue Hook.update", payload).milestone == "LAUNCH-3"
 

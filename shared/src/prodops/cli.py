@@ -14,6 +14,8 @@ from prodops.settings import Settings
 app = typer.Typer(help="prodops operations.", no_args_is_help=True, add_completion=False)
 outbox_app = typer.Typer(help="The transactional outbox.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+insights_app = typer.Typer(help="The insights service's signals.", no_args_is_help=True)
+app.add_typer(insights_app, name="insights")
 
 SERVICES = ("feedback", "roadmap", "insights")
 ServiceName = Annotated[str, typer.Argument(help="feedback, roadmap or insights")]
@@ -121,6 +123,20 @@ async def _republish(settings: Settings, since: datetime, services: list[str]) -
         return counts
     finally:
         await broker.stop()
+
+
+@insights_app.command("rebuild")
+def insights_rebuild() -> None:
+    """Replay the whole stream into empty insights projections and signals."""
+    from insights.rebuild import rebuild
+
+    report = asyncio.run(rebuild(_settings()))
+    typer.echo(
+        f"{report.messages} messages read: {report.applied} applied, "
+        f"{report.skipped} skipped, {report.failed} failed"
+    )
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import UUID
 
 from faststream import AckPolicy, Context
@@ -35,6 +36,17 @@ from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, Event], Awaitable[None]]
+
+
+class BatchHooks(Protocol):
+    """Work a consumer does once per batch, in the batch's transaction, around its handlers."""
+
+    async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Before the handlers run (e.g. take the locks the batch needs, in a fixed order)."""
+
+    async def end(self, conn: Connection) -> None:
+        """After the handlers ran; raising fails the whole batch, which is redelivered."""
+
 
 _CLAIM = """
 INSERT INTO inbox (consumer, event_id, workspace, type)
@@ -72,6 +84,7 @@ class EventConsumer:
     settings: Settings
     handlers: Mapping[str, Handler]
     filter_subject: str = ">"
+    hooks: BatchHooks | None = None
     deliveries_seen: int = field(default=0, init=False)  # settled (acked or nakked) so far
     _queue: asyncio.Queue[Msg] = field(default_factory=asyncio.Queue, init=False)
 
@@ -137,6 +150,8 @@ class EventConsumer:
                 d.outcome = "ignored"
         fresh = await self._claim(conn, [d.event for d in events if d.event is not None])
         failed: list[_Delivery] = []
+        if self.hooks is not None:
+            await self.hooks.begin(conn, [d.event for d in events if d.event is not None])
         for d in events:
             assert d.event is not None
             if d.event.id not in fresh:
@@ -149,6 +164,8 @@ class EventConsumer:
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
                 d.error, d.outcome = f"{type(exc).__name__}: {exc}", "failed"
                 failed.append(d)
+        if self.hooks is not None:
+            await self.hooks.end(conn)
         if failed:
             await conn.execute(_UNCLAIM, self.name, [d.event.id for d in failed if d.event])
         for d in deliveries:
@@ -220,7 +237,11 @@ class EventConsumer:
         event = Event.from_bytes(payload)
         fresh = await self._claim(conn, [event])
         if event.id in fresh:
+            if self.hooks is not None:
+                await self.hooks.begin(conn, [event])
             await self._run_handler(conn, event, None)
+            if self.hooks is not None:
+                await self.hooks.end(conn)
         return event.id in fresh
 
 

@@ -249,6 +249,17 @@ class LaunchDeleted(Deleted):
     key: str
 
 
+class TrackerCycle(BaseModel):
+    """The Linear cycle an issue is in: its id, and its number and name when Linear sent them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    # Numbers count up per Linear team, so only the id tells two teams' cycles apart.
+    number: int | None = None
+    name: str | None = None
+
+
 class TrackerIssueUpserted(StateData):
     """An issue-tracker issue (or pull request) was created or changed."""
 
@@ -269,6 +280,7 @@ class TrackerIssueUpserted(StateData):
     launch_keys: list[str] = Field(default_factory=list)
     created_at: datetime
     closed_at: datetime | None = None
+    cycle: TrackerCycle | None = Field(default=None, description="Linear only; null elsewhere")
 
 
 class TrackerIssueDeleted(Deleted):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.constants import REF_PREFIX
@@ -139,6 +140,14 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     return problem_response(invalid, request.url.path)
 
 
+async def _on_unstorable_text(request: Request, exc: Exception) -> Response:  # noqa: ARG001
+    # PostgreSQL text and jsonb cannot hold U+0000: such a value is the caller's to fix, not a 500.
+    invalid = ProblemError(
+        422, "Unprocessable Content", "text values cannot contain the NUL character (U+0000)"
+    )
+    return problem_response(invalid, request.url.path)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Called by Starlette inside its `except` block, so the traceback is still at hand.
     _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -151,6 +160,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(CharacterNotInRepertoireError, _on_unstorable_text)
+    app.add_exception_handler(UntranslatableCharacterError, _on_unstorable_text)
     app.add_exception_handler(Exception, _on_unexpected)
     app.openapi = _with_problem_schema(app.openapi)  # type: ignore[method-assign]
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from faststream.nats import NatsBroker
@@ -38,6 +39,8 @@ from prodops.webhooks import purge_deliveries
 log = logging.getLogger(__name__)
 
 ConsumerFactory = Callable[[Pool, Settings], Sequence[EventConsumer]]
+# Named background loops a service runs beside its relay and consumers (cancelled at shutdown).
+BackgroundFactory = Callable[[Pool, Settings], Sequence[tuple[str, Coroutine[Any, Any, None]]]]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class ServiceSpec:
     emits: Sequence[type[EventData]] = ()
     consumers: ConsumerFactory = field(default=lambda _pool, _settings: ())
     unlimited_body_paths: Sequence[str] = ()
+    background: BackgroundFactory = field(default=lambda _pool, _settings: ())
 
 
 @dataclass
@@ -132,6 +136,8 @@ async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime
     runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
     for consumer in consumers.values():
         runtime.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+    for name, loop in spec.background(pool, settings):
+        runtime.tasks.append(asyncio.create_task(loop, name=f"{spec.name}-{name}"))
     purge = _purge_forever(pool, relay, settings)
     runtime.tasks.append(asyncio.create_task(purge, name=f"{spec.name}-purge"))
     app.state.pool, app.state.runtime = pool, runtime

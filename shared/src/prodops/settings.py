@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     webhook_timestamp_tolerance_seconds: float = Field(
         default=300.0, gt=0, description="How far a signed webhook timestamp may be off"
     )
+    gitlab_api_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=8.0,
+        description="Budget of one GitLab milestone lookup (all its requests), inside a delivery",
+    )
+    gitlab_milestone_cache_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long a GitLab milestone title is trusted before it is read again",
+    )
 
     stream_name: str = Field(default="PRODOPS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     subject_prefix: str = Field(
@@ -85,6 +96,50 @@ class Settings(BaseSettings):
         default=2000, ge=1, description="Messages a consumer may hold unacknowledged"
     )
 
+    outbound_allow_private_urls: bool = Field(
+        default=False,
+        description="Allow subscription URLs on private, loopback or link-local addresses",
+    )
+    outbound_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one outbound webhook attempt may take in all"
+    )
+    outbound_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="Shortest delay before an outbound webhook is retried"
+    )
+    outbound_retry_max_delay_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="Longest delay between two outbound attempts"
+    )
+    outbound_retry_horizon_hours: float = Field(
+        default=26.0,
+        gt=0,
+        description="How long a delivery is retried before it fails (at least 24 outside tests)",
+    )
+    outbound_disable_after_hours: float = Field(
+        default=72.0,
+        ge=0,
+        description="Failing this long without a success disables a subscription",
+    )
+    outbound_disable_after_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed attempts in a row that, with the hours, disable a subscription",
+    )
+    outbound_poll_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Dispatcher polling fallback when no NOTIFY arrives"
+    )
+    outbound_batch_size: int = Field(
+        default=50, ge=1, le=1000, description="Deliveries one dispatcher sends at once"
+    )
+    outbound_retention_hours: float = Field(
+        default=168.0, gt=0, description="How long delivered and failed deliveries are kept"
+    )
+
+    insights_tick_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often insights re-evaluates what moves with time alone (slack, windows)",
+    )
+
     log_level: str = "INFO"
     metrics_enabled: bool = True
 
@@ -109,6 +164,13 @@ class Settings(BaseSettings):
         if secret is not None and len(secret) < 32 and self.env == "production":
             raise ValueError("PRODOPS_JWT_SECRET must be at least 32 characters")
         self._check_secrets_key()
+        return self
+
+    @model_validator(mode="after")
+    def _check_outbound_horizon(self) -> Self:
+        # Receivers count on a day of retries; only the test suite may shrink the horizon.
+        if self.outbound_retry_horizon_hours < 24 and self.env != "test":
+            raise ValueError("PRODOPS_OUTBOUND_RETRY_HORIZON_HOURS must be at least 24")
         return self
 
     def _check_secrets_key(self) -> None:

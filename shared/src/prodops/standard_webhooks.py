@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+# Far beyond any real timestamp, yet exact as a float.
+_LATEST = 2**53
 
 
 class SignatureError(Exception):
@@ -53,7 +55,8 @@ def verify(
         sent_at = int(timestamp)
     except ValueError as exc:
         raise SignatureError("webhook-timestamp is not an integer") from exc
-    if abs(now - sent_at) > tolerance:
+    # The bound first: a caller's integer may be too large for a float (an OverflowError, a 500).
+    if abs(sent_at) > _LATEST or abs(now - sent_at) > tolerance:
         raise SignatureError("webhook-timestamp is outside the tolerance")
     # Bytes, not text: compare_digest raises on non-ASCII text, which a sender controls.
     offered = [

@@ -171,6 +171,8 @@ WHERE status IN ('processed', 'ignored') AND received_at < now() - $1::float8 * 
 """
 
 Status = Literal["received", "processed", "ignored", "failed"]
+# Longer vendor delivery keys are stored as their hash (still stable across the vendor's retries).
+_KEY_LENGTH = 500
 
 
 class DeliveryView(BaseModel):
@@ -213,21 +215,54 @@ async def purge_deliveries(pool: Pool, *, older_than_hours: float) -> int:
     return int(status.rsplit(maxsplit=1)[-1])
 
 
+_REPEATED_OR_HANDSHAKE: dict[str, Any] = {
+    "description": "A redelivery (`duplicate`, changing nothing), or the answer to a vendor's "
+    "setup request (a ping or a challenge, in the vendor's own shape)",
+    "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}},
+}
+
+
+def _storable(identity: Identity) -> Identity:
+    """The identity as the table can keep it; a too long or NUL-bearing key by its hash."""
+    # PostgreSQL text holds no NUL, and a unique index no key over ~2.7 kB: both were a 500.
+    if "\x00" in identity.event_type:
+        raise MalformedWebhookError("the event type contains a NUL character")
+    key = identity.delivery_key
+    if len(key) > _KEY_LENGTH or "\x00" in key:
+        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return Identity(key, identity.event_type)
+
+
+def _uuid_or_none(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
 def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer) -> list[APIRouter]:
     """The inbound webhook endpoint and `/v1/deliveries` (list, replay) for these providers."""
     inbound = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
     deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 
-    @inbound.post("/webhooks/{provider}/{source_id}", response_model=Accepted)
-    async def receive(request: Request, provider: str, source_id: UUID) -> Response:
+    @inbound.post(
+        "/webhooks/{provider}/{source_id}",
+        response_model=Accepted,
+        status_code=202,
+        response_description="Stored and normalised (or kept as `failed`), after the commit",
+        responses={200: _REPEATED_OR_HANDSHAKE},
+    )
+    async def receive(request: Request, provider: str, source_id: str) -> Response:
         """A vendor's delivery: verified, stored once, normalised; 2xx only after the commit."""
         scheme = providers.get(provider)
         settings: Settings = request.app.state.settings
         source = None
-        if scheme is not None:
+        # A malformed source id is just another unknown source to the vendor: 404, not 422.
+        source_uuid = _uuid_or_none(source_id)
+        if scheme is not None and source_uuid is not None:
             pool = request.app.state.pool
-            source = await webhook_source(pool, settings, provider=provider, source_id=source_id)
-        if scheme is None or source is None:
+            source = await webhook_source(pool, settings, provider=provider, source_id=source_uuid)
+        if scheme is None or source is None or source_uuid is None:
             raise ProblemError(404, "Not Found", "no such webhook source")
         webhook = InboundWebhook(
             {k.lower(): v for k, v in request.headers.items()}, await request.body()
@@ -246,13 +281,13 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         if answer is not None:
             return answer
         try:
-            identity = scheme.identify(webhook)
+            identity = _storable(scheme.identify(webhook))
         except MalformedWebhookError as exc:
             raise ProblemError(400, "Bad Request", str(exc)) from exc
         return await _store(
             request,
             provider=provider,
-            source_id=source_id,
+            source_id=source_uuid,
             workspace=source.workspace,
             identity=identity,
             webhook=webhook,

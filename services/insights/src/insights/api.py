@@ -1,11 +1,11 @@
-"""Insights HTTP API."""
+"""Insights HTTP API: how many aggregates the workspace's events have told insights about."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from insights import postgres
+from insights import facts_sql
 from prodops.auth import InsightsRead
 from prodops.db import request_transaction
 from prodops.problems import PROBLEM_RESPONSES
@@ -28,7 +28,7 @@ class Summary(BaseModel):
 async def summary(request: Request, principal: InsightsRead) -> Summary:
     """Counts of what the workspace's events have told insights so far."""
     async with request_transaction(request, principal.workspace) as conn:
-        rows = await conn.fetch(postgres.SUMMARY)
+        rows = await conn.fetch(facts_sql.SUMMARY)
     counts = {r["aggregate"]: r["live"] for r in rows}
     return Summary(
         feedback=counts.get("feedback", 0),

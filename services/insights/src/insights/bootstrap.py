@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 
-from insights.api import router
-from insights.projections import handlers
+from insights import api, policies_api, signals_api, subscriptions
+from insights.engine import SignalEngine
+from insights.outbound import OutboundDispatcher
+from insights.tick import tick_forever
 from prodops.consumer import EventConsumer
 from prodops.db import Pool
 from prodops.events import AlignmentChanged, LaunchReadinessChanged
@@ -18,16 +21,30 @@ CONSUMER = "insights-projections"
 
 
 def consumers(pool: Pool, settings: Settings) -> Sequence[EventConsumer]:
-    """One durable consumer of every event, feeding the projections."""
-    return [EventConsumer(name=CONSUMER, pool=pool, settings=settings, handlers=handlers())]
+    """One durable consumer of every event, feeding the facts and the signals."""
+    engine = SignalEngine()
+    return [
+        EventConsumer(
+            name=CONSUMER, pool=pool, settings=settings, handlers=engine.handlers(), hooks=engine
+        )
+    ]
+
+
+def background(pool: Pool, settings: Settings) -> Sequence[tuple[str, Coroutine[Any, Any, None]]]:
+    """The periodic tick and the outbound webhook dispatcher."""
+    return [
+        ("tick", tick_forever(pool, settings)),
+        ("outbound", OutboundDispatcher(pool, settings).run()),
+    ]
 
 
 SPEC = ServiceSpec(
     name="insights",
     description="Alignment and launch-readiness signals, explained and pushed to subscribers.",
-    routers=[router],
+    routers=[signals_api.router, policies_api.router, subscriptions.router, api.router],
     emits=[LaunchReadinessChanged, AlignmentChanged],
     consumers=consumers,
+    background=background,
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from prodops.events import (
+    EventData,
     ItemDeleted,
     ItemUpserted,
     LaunchDeleted,
@@ -18,34 +19,39 @@ from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
 from prodops.sources import sources_router
 from prodops.webhooks import webhook_routers
-from roadmap import api, items, launches, objectives, tracker_api
-from roadmap.tracker import PROVIDERS, normalize_delivery
+from roadmap import api, items, launches, objectives, source_access, tracker_api
+from roadmap.gitlab_milestones import MilestoneTitles
+from roadmap.tracker import PROVIDERS, delivery_normalizer
 
-SPEC = ServiceSpec(
-    name="roadmap",
-    description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
-    routers=[
-        objectives.router,
-        items.router,
-        launches.router,
-        api.router,
-        tracker_api.router,
-        sources_router(providers=PROVIDERS),
-        *webhook_routers(providers=PROVIDERS, normalize=normalize_delivery),
-    ],
-    emits=[
-        ObjectiveUpserted,
-        ObjectiveDeleted,
-        ItemUpserted,
-        ItemDeleted,
-        LaunchUpserted,
-        LaunchDeleted,
-        TrackerIssueUpserted,
-        TrackerIssueDeleted,
-    ],
-)
+EMITS: list[type[EventData]] = [
+    ObjectiveUpserted,
+    ObjectiveDeleted,
+    ItemUpserted,
+    ItemDeleted,
+    LaunchUpserted,
+    LaunchDeleted,
+    TrackerIssueUpserted,
+    TrackerIssueDeleted,
+]
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The roadmap app for these settings."""
-    return create_service_app(settings, SPEC)
+    # The normaliser reads GitLab milestone titles with tokens these settings' key unseals.
+    normalize = delivery_normalizer(MilestoneTitles(settings))
+    spec = ServiceSpec(
+        name="roadmap",
+        description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
+        routers=[
+            objectives.router,
+            items.router,
+            launches.router,
+            api.router,
+            tracker_api.router,
+            sources_router(providers=PROVIDERS),
+            source_access.router,
+            *webhook_routers(providers=PROVIDERS, normalize=normalize),
+        ],
+        emits=EMITS,
+    )
+    return create_service_app(settings, spec)

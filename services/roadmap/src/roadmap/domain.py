@@ -10,10 +10,17 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prodops.events import ChecklistEntry, ItemUpserted, LaunchUpserted, TrackerPriority
+from prodops.events import (
+    ChecklistEntry,
+    ItemUpserted,
+    LaunchUpserted,
+    TrackerCycle,
+    TrackerPriority,
+)
 
 TrackerName = Literal["github", "gitlab", "jira", "linear"]
 IssueKind = Literal["bug", "feature", "task"]
+ClearableField = Literal["milestone", "cycle"]
 
 _PRIORITY_LABEL = re.compile(r"^(?:p([0-3])|priority[:/ -](urgent|critical|high|medium|low|none))$")
 _BY_NUMBER: dict[str, TrackerPriority] = {"0": "urgent", "1": "high", "2": "medium", "3": "low"}
@@ -51,9 +58,9 @@ _FEATURE = {"feature", "enhancement", "type:feature", "kind/feature", "type/feat
 class TrackerIssueSnapshot(BaseModel):
     """What one tracker event says about an issue (or pull/merge request), tracker-neutral.
 
-    A field left None is not known from this event and stays as stored. Links follow design.md
-    §4: labels `roadmap:<item-key>`, and the milestone / fixVersions / Linear project named with a
-    launch key.
+    A field left None is not known from this event and stays as stored, unless it is named in
+    `cleared` (the event says it is empty). Links follow design.md §4: labels
+    `roadmap:<item-key>`, and the milestone / fixVersions / Linear project named with a launch key.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,6 +86,10 @@ class TrackerIssueSnapshot(BaseModel):
     created_at: datetime | None = None
     closed_at: datetime | None = None
     deleted: bool = False
+    cycle: TrackerCycle | None = None
+    # Trackers that omit empty fields (Linear) or send only an id (GitLab milestones) make None
+    # ambiguous: these fields are known to be empty.
+    cleared: frozenset[ClearableField] = frozenset()
 
 
 def priority_from_labels(labels: list[str]) -> TrackerPriority | None:

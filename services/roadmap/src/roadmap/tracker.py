@@ -3,8 +3,9 @@
 Links follow design.md §4: `roadmap:<item-key>` labels name items, and a Jira issue is linked to
 the items its stored epic/parent is itself linked to (by its labels or explicitly; inherited links
 are not passed on further); the milestone (GitHub, GitLab), fixVersions (Jira) or project (Linear)
-named with a launch key names a launch. When a Jira issue's item links change, its stored direct
-children are recomputed in the same transaction. Such
+named with a launch key names a launch (GitLab's hooks name milestones by id only: with an API token
+the title is read from GitLab, see `roadmap.gitlab_milestones`). When a Jira issue's item links
+change, its stored direct children are recomputed in the same transaction. Such
 `convention` links are recomputed from every delivery; `api` links are made over the API and
 win: a delivery never removes them.
 """
@@ -30,9 +31,10 @@ from prodops.events import (
     utcnow,
 )
 from prodops.telemetry import current_traceparent
-from prodops.webhooks import Delivery, Provider
+from prodops.webhooks import Delivery, Normalizer, Provider
 from roadmap import tracker_sql as sql
 from roadmap.domain import TrackerIssueSnapshot, TrackerName, item_keys_from_labels
+from roadmap.gitlab_milestones import MilestoneTitles
 from roadmap.webhooks import Snapshots, github, gitlab, jira, linear
 
 SERVICE = "roadmap"
@@ -51,7 +53,8 @@ _DEFAULTS: dict[str, Any] = {
     "assignees": [],
     "fix_versions": [],
 }
-_DERIVED = frozenset({"blocker", "deleted"})
+# Computed from the other fields, or merged by a rule of their own (the cycle).
+_DERIVED = frozenset({"blocker", "deleted", "cycle"})
 
 LinkTarget = Literal["item", "launch"]
 LinkKeys = list[tuple[str, str]]
@@ -114,12 +117,35 @@ class TrackerIssueFilters(BaseModel):
     blocker: bool | None = None
     item: str | None = Field(default=None, max_length=100, description="Linked item key")
     launch: str | None = Field(default=None, max_length=100, description="Linked launch key")
+    cycle: str | None = Field(
+        default=None, max_length=200, description="Linear cycle: its id, number or name"
+    )
 
 
-async def normalize_delivery(conn: Connection, delivery: Delivery) -> bool:
+def delivery_normalizer(milestones: MilestoneTitles) -> Normalizer:
+    """The webhook pipeline's normaliser, reading GitLab milestone titles with `milestones`."""
+
+    async def normalize(conn: Connection, delivery: Delivery) -> bool:
+        return await normalize_delivery(conn, delivery, milestones=milestones)
+
+    return normalize
+
+
+async def normalize_delivery(
+    conn: Connection, delivery: Delivery, *, milestones: MilestoneTitles | None = None
+) -> bool:
     """Apply one stored tracker delivery to its issues; False when it names none."""
     payload = orjson.loads(delivery.body)
     found = _SNAPSHOTS[delivery.provider](delivery.event_type, payload)
+    if milestones is not None and delivery.provider == "gitlab":
+        # Before any issue row is locked: this may wait on GitLab's API.
+        found = await milestones.name_milestones(
+            conn,
+            source_id=delivery.source_id,
+            event_type=delivery.event_type,
+            payload=payload,
+            found=found,
+        )
     for snapshot in found:
         await upsert_tracker_issue(conn=conn, workspace=delivery.workspace, snapshot=snapshot)
     return bool(found)
@@ -135,7 +161,7 @@ def merged_fields(
     stored: Mapping[str, Any] | None, snapshot: TrackerIssueSnapshot
 ) -> dict[str, Any]:
     """The issue's fields once `snapshot` is applied over what is stored."""
-    # GitLab hooks never carry the milestone's title: absent, it stays as stored.
+    # GitLab hooks never carry the milestone's title: unknown, it stays as stored.
     keep_unknown = snapshot.provider not in _COMPLETE
     fields: dict[str, Any] = {}
     for name in sql.MUTABLE_FIELDS:
@@ -146,16 +172,28 @@ def merged_fields(
             keep_unknown
             or name == "created_at"
             or (name, snapshot.provider) == ("milestone", "gitlab")
-        )
+        ) and name not in snapshot.cleared
         if value is None and kept and stored is not None:
             value = stored[name]
         fields[name] = _DEFAULTS.get(name) if value is None else value
+    fields["cycle"] = _cycle(stored, snapshot)
     fields["created_at"] = fields["created_at"] or utcnow()
     if fields["state"] == "open":
         fields["closed_at"] = None
     fields["blocker"] = is_blocker(fields["state"], fields["labels"], fields["priority"])
     fields["deleted"] = False
     return fields
+
+
+def _cycle(stored: Mapping[str, Any] | None, snapshot: TrackerIssueSnapshot) -> Any:
+    """The cycle as stored (JSON); an id-only cycle keeps the number and name known for it."""
+    known = stored["cycle"] if stored is not None else None
+    if snapshot.cycle is None:
+        return None if "cycle" in snapshot.cleared else known
+    cycle = snapshot.cycle.model_dump()
+    if known is not None and known["id"] == cycle["id"]:
+        cycle = {name: known[name] if value is None else value for name, value in cycle.items()}
+    return cycle
 
 
 def convention_keys(provider: str, fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -343,7 +381,7 @@ async def list_tracker_issues(
     """Tracker issues, most recently changed first, narrowed by `filters`, after a position."""
     f = filters
     item = f.item.upper() if f.item else None
-    values = (f.provider, f.state, f.kind, f.priority, f.blocker, item, f.launch)
+    values = (f.provider, f.state, f.kind, f.priority, f.blocker, item, f.launch, f.cycle)
     rows = await conn.fetch(sql.LIST_ISSUES, *values, *after, limit)
     return [_view(row) for row in rows]
 

@@ -32,7 +32,7 @@ async def list_tracker_issues(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TrackerIssue]:
-    """Tracker issues, most recently changed first; filter by provider, state, link, blocker."""
+    """Tracker issues, most recently changed first; filter by provider, state, link, cycle."""
     async with request_transaction(request, principal.workspace) as conn:
         issues = await tracker.list_tracker_issues(
             conn=conn, limit=limit + 1, after=time_id_after(cursor), filters=filters

@@ -24,6 +24,7 @@ MUTABLE_FIELDS = (
     "created_at",
     "closed_at",
     "deleted",
+    "cycle",
 )
 
 _LINKS = """
@@ -54,11 +55,11 @@ INSERT INTO tracker_issue (
     id, workspace, provider, external_id, version,
     key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
     milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
-    closed_at, deleted
+    closed_at, deleted, cycle
 )
 VALUES ($1, $2, $3, $4, 1,
         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        $16, $17, $18, $19, $20, $21, $22, $23, $24)
+        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 ON CONFLICT (workspace, provider, external_id) DO NOTHING
 RETURNING *
 """
@@ -68,7 +69,7 @@ UPDATE tracker_issue SET
     key = $2, url = $3, title = $4, state = $5, state_reason = $6, kind = $7, priority = $8,
     blocker = $9, labels = $10, estimate = $11, assignees = $12, milestone = $13,
     fix_versions = $14, project = $15, parent_key = $16, is_pull_request = $17, merged = $18,
-    created_at = $19, closed_at = $20, deleted = $21,
+    created_at = $19, closed_at = $20, deleted = $21, cycle = $22,
     version = version + 1, updated_at = now()
 WHERE id = $1
 RETURNING *
@@ -140,9 +141,11 @@ WHERE NOT i.deleted
   AND ($7::text IS NULL OR EXISTS (
         SELECT 1 FROM tracker_link l
         WHERE l.tracker_issue_id = i.id AND l.target = 'launch' AND l.target_key = $7))
-  AND ($8::timestamptz IS NULL OR (i.updated_at, i.id) < ($8, $9::uuid))
+  AND ($8::text IS NULL OR i.cycle->>'id' = $8 OR i.cycle->>'number' = $8
+       OR lower(i.cycle->>'name') = lower($8))
+  AND ($9::timestamptz IS NULL OR (i.updated_at, i.id) < ($9, $10::uuid))
 ORDER BY i.updated_at DESC, i.id DESC
-LIMIT $10
+LIMIT $11
 """  # noqa: S608 - only the constant subquery is formatted in
 
 MARK_DELETED = """
@@ -203,4 +206,36 @@ SELECT * FROM tracker_issue
 WHERE workspace = $1 AND provider = 'jira' AND parent_key = $2 AND NOT deleted
 ORDER BY id
 FOR UPDATE
+"""
+
+# --- GitLab API access of a source, and the milestone titles read with it ---------------------
+
+SOURCE_PROVIDER = "SELECT provider FROM webhook_source WHERE id = $1"
+
+SELECT_API_ACCESS = "SELECT * FROM source_api_access WHERE source_id = $1"
+
+UPSERT_API_ACCESS = """
+INSERT INTO source_api_access (source_id, workspace, base_url, token)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (source_id) DO UPDATE
+SET base_url = EXCLUDED.base_url, token = EXCLUDED.token, updated_at = now()
+RETURNING *
+"""
+
+DELETE_API_ACCESS = "DELETE FROM source_api_access WHERE source_id = $1"
+
+# Titles read with another token or from another GitLab may not hold any more.
+FORGET_MILESTONES = "DELETE FROM gitlab_milestone WHERE source_id = $1"
+
+SELECT_MILESTONE = """
+SELECT title, fetched_at > now() - $3::float8 * interval '1 second' AS fresh
+FROM gitlab_milestone
+WHERE source_id = $1 AND milestone_id = $2
+"""
+
+UPSERT_MILESTONE = """
+INSERT INTO gitlab_milestone (workspace, source_id, milestone_id, title)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (source_id, milestone_id) DO UPDATE
+SET title = EXCLUDED.title, fetched_at = now()
 """

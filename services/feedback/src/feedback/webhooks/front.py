@@ -37,6 +37,8 @@ SIGNATURE = "x-front-signature"
 TIMESTAMP = "x-front-request-timestamp"
 CHALLENGE = "x-front-challenge"
 _TITLE_LENGTH = 200
+# Far beyond any real timestamp, yet exact as a float.
+_LATEST_MS = 2**53
 Status = Literal["open", "archived"]
 # The event types that change what feedback keeps about a conversation; others are ignored.
 _TYPE_STATUS: dict[str, Status | None] = {
@@ -70,10 +72,11 @@ class FrontProvider:
         if not signature or not stamp:
             raise SignatureError("missing Front signature headers")
         try:
-            sent_at = int(stamp) / 1000
+            sent_ms = int(stamp)
         except ValueError as exc:
             raise SignatureError("X-Front-Request-Timestamp is not milliseconds") from exc
-        if abs(now - sent_at) > tolerance:
+        # The bound first: a caller's integer may be too large for a float (an OverflowError).
+        if abs(sent_ms) > _LATEST_MS or abs(now - sent_ms / 1000) > tolerance:
             raise SignatureError("X-Front-Request-Timestamp is outside the tolerance")
         signed = f"{stamp}:".encode() + webhook.body
         expected = (

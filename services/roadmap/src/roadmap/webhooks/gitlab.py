@@ -10,7 +10,9 @@ event type is `X-Gitlab-Event` + `.` + `object_attributes.action` when there is 
 `<path>!<iid>` with a `mr:`-prefixed id; `merged` closes it. Priority comes from labels, else from
 the incident `severity`. A snapshot is complete, like GitHub's, with one known gap: GitLab's hooks
 carry only `milestone_id`, never the milestone's title (gitlab-org/gitlab#218295), so `milestone`
-is set only when a payload includes a `milestone` object; otherwise it is None.
+is set only when a payload includes a `milestone` object; a null `milestone_id` clears it, and
+otherwise it is None (unknown) until `roadmap.gitlab_milestones` reads the title through the API
+(`milestone_ref()` names what to read).
 
 Ignored: `Note Hook`, `Release Hook` and every other hook.
 """
@@ -18,8 +20,9 @@ Ignored: `Note Hook`, `Release Hook` and every other hook.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from fastapi.responses import Response
 
@@ -150,6 +153,7 @@ def _snapshot(payload: dict[str, Any], *, is_merge_request: bool) -> TrackerIssu
         labels=labels,
         assignees=_assignees(payload),
         milestone=_milestone(attributes.get("milestone")),
+        cleared=frozenset({"milestone"}) if _no_milestone(attributes) else frozenset(),
         is_pull_request=is_merge_request,
         merged=state == "merged" if is_merge_request else None,
         created_at=parse_time(attributes.get("created_at")),
@@ -216,6 +220,41 @@ def _assignees(payload: dict[str, Any]) -> list[str]:
 def _milestone(value: Any) -> str | None:
     title = value.get("title") if isinstance(value, dict) else None
     return title if isinstance(title, str) and title else None
+
+
+def _no_milestone(attributes: dict[str, Any]) -> bool:
+    # An absent key says nothing (older or trimmed payloads); only an explicit null clears.
+    return "milestone_id" in attributes and attributes["milestone_id"] is None
+
+
+@dataclass(frozen=True)
+class MilestoneRef:
+    """The milestone a GitLab issue or merge request names by id, and where to look it up."""
+
+    project_id: int
+    project_path: str
+    milestone_id: int
+
+
+def milestone_ref(event_type: str, payload: Any) -> MilestoneRef | None:
+    """The milestone of an issue or merge request hook whose payload lacks its title; else None."""
+    hook = event_type.partition(".")[0]
+    if hook not in {*ISSUE_HOOKS, MERGE_REQUEST_HOOK} or not isinstance(payload, dict):
+        return None
+    attributes, project = payload.get("object_attributes"), payload.get("project")
+    if not isinstance(attributes, dict) or not isinstance(project, dict):
+        return None
+    if _milestone(attributes.get("milestone")) is not None:
+        return None
+    project_id, milestone_id = project.get("id"), attributes.get("milestone_id")
+    path = project.get("path_with_namespace")
+    if not _is_id(project_id) or not _is_id(milestone_id) or not isinstance(path, str) or not path:
+        return None
+    return MilestoneRef(project_id=project_id, project_path=path, milestone_id=milestone_id)
+
+
+def _is_id(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _token_matches(token: str, secrets: Sequence[str]) -> bool:

@@ -8,6 +8,8 @@ without it) and the event type is `<type>.<action>`, e.g. `Issue.update`. No set
 `data` is the whole issue as it is now (`updatedFrom` only holds the previous values of what
 changed), so a snapshot of it is complete. Linear leaves null fields out of `data`; when only ids
 are sent (`labelIds`, `projectId`), names stay unknown (None) unless there are none to name.
+The cycle is `{id, number, name}` from `data.cycle` (newer payloads), or its id alone from
+`cycleId` (older ones); with neither, the issue is in no cycle.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Literal
 
 from fastapi.responses import Response
 
-from prodops.events import TrackerPriority
+from prodops.events import TrackerCycle, TrackerPriority
 from prodops.webhooks import (
     Identity,
     InboundWebhook,
@@ -42,6 +44,8 @@ TIMESTAMP_FIELD = "webhookTimestamp"
 ISSUE_EVENTS = {"Issue.create", "Issue.update"}
 REMOVED = "Issue.remove"
 _CLOSED = {"completed", "canceled"}
+# Far beyond any real timestamp, yet exact as a float.
+_LATEST_MS = 2**53
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -93,10 +97,12 @@ def _check_timestamp(body: bytes, *, now: float, tolerance: float) -> None:
     sent = parsed.get(TIMESTAMP_FIELD) if isinstance(parsed, dict) else None
     if sent is None:
         return  # payloads from before Linear added the field carry none
-    # json.loads takes NaN, which no comparison would reject.
-    if isinstance(sent, bool) or not isinstance(sent, int | float) or not math.isfinite(sent):
+    # json.loads takes NaN, which no comparison would reject. isfinite() only on floats: a JSON
+    # integer may be too large for a float, and converting it would raise OverflowError (a 500).
+    not_finite = isinstance(sent, float) and not math.isfinite(sent)
+    if isinstance(sent, bool) or not isinstance(sent, int | float) or not_finite:
         raise SignatureError(f"{TIMESTAMP_FIELD} is not a number")
-    if abs(now - sent / 1000) > tolerance:
+    if abs(sent) > _LATEST_MS or abs(now - sent / 1000) > tolerance:
         raise SignatureError(f"{TIMESTAMP_FIELD} is outside the tolerance")
 
 
@@ -125,6 +131,7 @@ def _issue(
     external_id: str, key: str, url: str | None, issue: dict[str, Any]
 ) -> TrackerIssueSnapshot:
     labels = _labels(issue)
+    cycle = _cycle(issue)
     state_type = text_of(_dict(issue.get("state")).get("type"))
     state: Literal["open", "closed"] | None = None
     if state_type is not None:
@@ -146,6 +153,22 @@ def _issue(
         parent_key=text_of(_dict(issue.get("parent")).get("identifier")),
         created_at=_datetime(issue.get("createdAt")),
         closed_at=_datetime(issue.get("completedAt") or issue.get("canceledAt")),
+        cycle=cycle,
+        cleared=frozenset() if cycle else frozenset({"cycle"}),
+    )
+
+
+def _cycle(issue: dict[str, Any]) -> TrackerCycle | None:
+    """The issue's cycle; None when it is in none (Linear leaves a null `cycleId` out)."""
+    cycle = _dict(issue.get("cycle"))
+    ident = text_of(cycle.get("id")) or text_of(issue.get("cycleId"))
+    if ident is None:
+        return None
+    number = number_of(cycle.get("number"))
+    return TrackerCycle(
+        id=ident,
+        number=int(number) if number is not None and number.is_integer() else None,
+        name=text_of(cycle.get("name")),
     )
 
 

@@ -1,0 +1,211 @@
+"""Contributions: what one feedback group or one item adds to the totals the signals read.
+
+Recomputing a contributor reads only its own facts (a group's members, an item and its
+objectives), and the difference from what it contributed before is added to the totals: so an
+event costs what it touches, never a rescan of the workspace's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from insights import domain
+from insights.facts import COMMITTED
+from insights.policies import FeedbackWeightPolicy
+from prodops.db import Connection
+
+Key = tuple[str, str, str]  # metric, target, sub
+# Metrics whose target is a scope: '' (the workspace) or a product area.
+SCOPE_METRICS = ("demand", "covered", "committed", "aligned", "evidence", "objective", "links")
+
+_FETCH = """
+SELECT metric, target, sub, value FROM contribution WHERE workspace = $1 AND contributor = $2
+"""
+_ADD_TO_TOTALS = """
+INSERT INTO total (workspace, metric, target, sub, value, contributors)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::int[])
+ON CONFLICT (workspace, metric, target, sub) DO UPDATE
+SET contributors = total.contributors + EXCLUDED.contributors,
+    -- Back to exactly zero when the last contributor leaves, so float residue cannot pile up.
+    value = CASE WHEN total.contributors + EXCLUDED.contributors = 0 THEN 0
+                 ELSE total.value + EXCLUDED.value END
+"""
+_DROP = """
+DELETE FROM contribution WHERE workspace = $1 AND contributor = $2
+AND (metric, target, sub) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::text[]))
+"""
+_PUT = """
+INSERT INTO contribution (workspace, contributor, metric, target, sub, value)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[])
+ON CONFLICT (workspace, contributor, metric, target, sub) DO UPDATE SET value = EXCLUDED.value
+"""
+_SET_EXPIRY = """
+INSERT INTO contributor_expiry (workspace, contributor, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (workspace, contributor) DO UPDATE SET expires_at = EXCLUDED.expires_at
+"""
+_CLEAR_EXPIRY = "DELETE FROM contributor_expiry WHERE workspace = $1 AND contributor = $2"
+_GROUP_MEMBERS = """
+SELECT id, account_key, account_external_id, priority, status, created_at, item_keys, tags
+FROM feedback_fact WHERE workspace = $1 AND group_id = $2
+"""
+_ARR = "SELECT external_id, arr FROM account_fact WHERE workspace = $1 AND external_id = ANY($2)"
+_ITEMS_BY_KEY = """
+SELECT key, status, area, shipped_at FROM item_fact WHERE workspace = $1 AND key = ANY($2)
+"""
+_ITEM = """
+SELECT key, status, effort, area, objective_ids FROM item_fact WHERE workspace = $1 AND id = $2
+"""
+_ACTIVE_OBJECTIVES = """
+SELECT id FROM objective_fact WHERE workspace = $1 AND id = ANY($2::uuid[]) AND active ORDER BY id
+"""
+_HAS_EVIDENCE = """
+SELECT EXISTS (SELECT 1 FROM total WHERE workspace = $1 AND metric = 'item_demand'
+               AND target = $2 AND sub = '' AND contributors > 0)
+"""
+
+
+async def replace(conn: Connection, ws: str, contributor: str, new: dict[Key, float]) -> set[Key]:
+    """Make `new` the contributor's contribution; returns the totals that changed."""
+    old = {
+        (r["metric"], r["target"], r["sub"]): r["value"]
+        for r in await conn.fetch(_FETCH, ws, contributor)
+    }
+    changed = [
+        k for k in old.keys() | new.keys() if k not in old or k not in new or old[k] != new[k]
+    ]
+    if not changed:
+        return set()
+    await conn.execute(
+        _ADD_TO_TOTALS,
+        ws,
+        [k[0] for k in changed],
+        [k[1] for k in changed],
+        [k[2] for k in changed],
+        [new.get(k, 0.0) - old.get(k, 0.0) for k in changed],
+        [(k in new) - (k in old) for k in changed],
+    )
+    gone = [k for k in changed if k not in new]
+    if gone:
+        await conn.execute(_DROP, ws, contributor, *_columns(gone))
+    kept = [k for k in changed if k in new]
+    if kept:
+        await conn.execute(_PUT, ws, contributor, *_columns(kept), [new[k] for k in kept])
+    return set(changed)
+
+
+def _columns(keys: list[Key]) -> tuple[list[str], list[str], list[str]]:
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+
+
+@dataclass(frozen=True)
+class GroupShare:
+    """A feedback group's contribution and when time alone will change it."""
+
+    rows: dict[Key, float]
+    expires_at: datetime | None
+
+
+async def recompute_group(
+    conn: Connection, ws: str, group_id: UUID, policy: FeedbackWeightPolicy, now: datetime
+) -> set[Key]:
+    """Recompute one feedback group (a survivor and the duplicates merged into it)."""
+    share = await group_share(conn, ws, group_id, policy, now)
+    contributor = f"g:{group_id}"
+    if share.expires_at is None:
+        await conn.execute(_CLEAR_EXPIRY, ws, contributor)
+    else:
+        await conn.execute(_SET_EXPIRY, ws, contributor, share.expires_at)
+    return await replace(conn, ws, contributor, share.rows)
+
+
+async def group_share(
+    conn: Connection, ws: str, group_id: UUID, policy: FeedbackWeightPolicy, now: datetime
+) -> GroupShare:
+    """The weight of a group's distinct accounts, spread over its items, areas and tags."""
+    members = await conn.fetch(_GROUP_MEMBERS, ws, group_id)
+    survivor = next((m for m in members if m["id"] == group_id), None)
+    if survivor is None or survivor["status"] != "open":
+        return GroupShare({}, None)
+    counted = [
+        m
+        for m in members
+        if m["status"] == "open" and domain.in_window(m["created_at"], now, policy)
+    ]
+    if not counted:
+        return GroupShare({}, None)
+    weight = await _group_weight(conn, ws, counted, policy)
+    items = await conn.fetch(_ITEMS_BY_KEY, ws, survivor["item_keys"])
+    covering = [i for i in items if _covers(i, now, policy)]
+    rows: dict[Key, float] = {("demand", "", ""): weight}
+    if covering:
+        rows["covered", "", ""] = weight
+    for area in {i["area"] for i in items if i["area"]}:
+        rows["demand", area, ""] = weight
+        if any(i["area"] == area for i in covering):
+            rows["covered", area, ""] = weight
+    for item in items:
+        rows["item_demand", item["key"], ""] = weight
+    for tag in survivor["tags"]:
+        rows["tag_demand", tag, ""] = weight
+        if not covering:
+            rows["tag_unaddressed", tag, ""] = weight
+    window = timedelta(days=policy.window_days)
+    ends = [m["created_at"] + window for m in counted]
+    ends += [i["shipped_at"] + window for i in covering if i["status"] == "shipped"]
+    return GroupShare(rows, min(ends))
+
+
+async def _group_weight(
+    conn: Connection, ws: str, counted: list[Any], policy: FeedbackWeightPolicy
+) -> float:
+    # Each account counts once: its heaviest feedback in the group stands for it.
+    best: dict[str, tuple[float, str | None]] = {}
+    for m in counted:
+        base = domain.feedback_base(m["priority"], m["created_at"], policy)
+        if m["account_key"] not in best or base > best[m["account_key"]][0]:
+            best[m["account_key"]] = (base, m["account_external_id"])
+    accounts = [a for _, a in best.values() if a]
+    arr = {r["external_id"]: r["arr"] for r in await conn.fetch(_ARR, ws, accounts)}
+    return sum(
+        base * domain.account_factor(arr.get(a) if a else None, policy) for base, a in best.values()
+    )
+
+
+def _covers(item: Any, now: datetime, policy: FeedbackWeightPolicy) -> bool:
+    if item["status"] in COMMITTED:
+        return True
+    shipped = item["shipped_at"]
+    return bool(item["status"] == "shipped" and shipped and domain.in_window(shipped, now, policy))
+
+
+async def recompute_item(conn: Connection, ws: str, item_id: UUID) -> set[Key]:
+    """Recompute one item's effort: committed, aligned, per objective, with evidence."""
+    return await replace(conn, ws, f"i:{item_id}", await item_share(conn, ws, item_id))
+
+
+async def item_share(conn: Connection, ws: str, item_id: UUID) -> dict[Key, float]:
+    """What one item adds to the effort totals of the workspace and of its area."""
+    item = await conn.fetchrow(_ITEM, ws, item_id)
+    if item is None:
+        return {}
+    active = [str(r["id"]) for r in await conn.fetch(_ACTIVE_OBJECTIVES, ws, item["objective_ids"])]
+    committed = item["status"] in COMMITTED
+    evidence = committed and await conn.fetchval(_HAS_EVIDENCE, ws, item["key"])
+    effort: float = item["effort"]
+    rows: dict[Key, float] = {}
+    for scope in ("", item["area"]) if item["area"] else ("",):
+        for objective in active:
+            rows["links", scope, objective] = 1.0
+        if not committed:
+            continue
+        rows["committed", scope, ""] = effort
+        if active:
+            rows["aligned", scope, ""] = effort
+            for objective in active:
+                rows["objective", scope, objective] = effort / len(active)
+        if evidence:
+            rows["evidence", scope, ""] = effort
+    return rows

@@ -1,0 +1,128 @@
+"""The signal engine: facts per event, then, once per batch, what those events touched.
+
+Each workspace is locked for the batch (in a fixed order, so replicas never deadlock): two
+replicas sharing the consumer apply events of one workspace one batch at a time, and every sum
+they keep stays exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from insights import contributions, signals
+from insights import facts_sql as fsql
+from insights import signals_sql as ssql
+from insights.contributions import SCOPE_METRICS
+from insights.facts import AGGREGATES, Touch, apply_fact
+from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from prodops.consumer import Handler
+from prodops.db import Connection
+from prodops.events import Event, utcnow
+
+log = logging.getLogger(__name__)
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('prodops.insights:' || $1, 0))"
+_POLICY = "SELECT body FROM policy WHERE workspace = $1 AND kind = $2"
+
+
+async def lock_workspaces(conn: Connection, workspaces: Sequence[str]) -> None:
+    """Serialise signal work per workspace across replicas (sorted: no deadlock)."""
+    for ws in sorted(set(workspaces)):
+        await conn.execute(_LOCK, ws)
+
+
+async def load_policies(conn: Connection, ws: str) -> tuple[ReadinessPolicy, FeedbackWeightPolicy]:
+    """The workspace's policies, or the defaults of design.md §5."""
+    readiness = await conn.fetchval(_POLICY, ws, "readiness")
+    weight = await conn.fetchval(_POLICY, ws, "feedback-weight")
+    return (
+        ReadinessPolicy.model_validate(readiness or {}),
+        FeedbackWeightPolicy.model_validate(weight or {}),
+    )
+
+
+@dataclass
+class SignalEngine:
+    """Applies events to facts and, at the end of each batch, refreshes what they touched."""
+
+    emit: bool = True
+    touches: dict[str, Touch] = field(default_factory=dict)
+
+    def handlers(self) -> dict[str, Handler]:
+        """One handler per state-carrying event type."""
+        return dict.fromkeys(AGGREGATES, self.apply)
+
+    async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Lock the batch's workspaces before any of its events is applied."""
+        self.touches = {}
+        await lock_workspaces(conn, [e.workspace for e in events if e.type in AGGREGATES])
+
+    async def apply(self, conn: Connection, event: Event) -> None:
+        """Apply one event to the facts, noting what it touched."""
+        await apply_fact(conn, event, self.touches.setdefault(event.workspace, Touch()))
+
+    async def end(self, conn: Connection) -> None:
+        """Refresh the contributions and signals the batch touched."""
+        touches, self.touches = self.touches, {}
+        for ws, touch in sorted(touches.items()):
+            await refresh(conn, ws, touch, emit=self.emit, now=utcnow())
+
+
+async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: datetime) -> None:
+    """Contributions of touched groups and items, then the scopes and launches they move."""
+    readiness, weight = await load_policies(conn, ws)
+    ctx = signals.Context(ws=ws, now=now, readiness=readiness, feedback_weight=weight, emit=emit)
+    item_keys: set[str] = set()
+    for group in sorted(touch.groups):
+        changed = await contributions.recompute_group(conn, ws, group, weight, now)
+        item_keys.update(t for m, t, _ in changed if m == "item_demand")
+        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS)
+    if item_keys:
+        rows = await conn.fetch(fsql.ITEM_IDS_OF_KEYS, ws, sorted(item_keys))
+        touch.items.update(r["id"] for r in rows)
+    for item in sorted(touch.items):
+        changed = await contributions.recompute_item(conn, ws, item)
+        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS)
+    scopes = set(touch.scopes)
+    if touch.all_scopes:
+        scopes.update(r["target"] for r in await conn.fetch(ssql.ALL_SCOPES, ws))
+    for scope in sorted(scopes):
+        await _guarded(
+            conn, f"alignment {ws}/{scope or '*'}", signals.refresh_alignment(conn, ctx, scope)
+        )
+    launches = set(touch.launches)
+    if touch.item_keys:
+        rows = await conn.fetch(ssql.LAUNCHES_OF_ITEMS, ws, sorted(touch.item_keys))
+        launches.update(r["key"] for r in rows)
+    for key in sorted(launches):
+        await _guarded(conn, f"launch {ws}/{key}", signals.refresh_launch(conn, ctx, key))
+
+
+async def _guarded(conn: Connection, what: str, work: Coroutine[Any, Any, None]) -> None:
+    # One signal that cannot be computed must not stop every event behind it: it stays as it
+    # was (the tick tries again), and the error is logged.
+    try:
+        async with conn.transaction():
+            await work
+    except Exception:
+        log.exception("signal %s could not be refreshed", what)
+
+
+async def refresh_all(conn: Connection, ws: str, *, emit: bool, now: datetime) -> None:
+    """Recompute every contribution and signal of a workspace (after a policy change)."""
+    groups = await conn.fetch(
+        "SELECT DISTINCT group_id FROM feedback_fact WHERE workspace = $1", ws
+    )
+    items = await conn.fetch("SELECT id FROM item_fact WHERE workspace = $1", ws)
+    launches = await conn.fetch(ssql.ALL_LAUNCHES, ws)
+    touch = Touch(
+        groups={r["group_id"] for r in groups},
+        items={r["id"] for r in items},
+        launches={r["key"] for r in launches},
+        all_scopes=True,
+    )
+    await refresh(conn, ws, touch, emit=emit, now=now)

@@ -1,0 +1,135 @@
+"""The workspace's readiness and feedback-weight policies: read, replace, versioned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from insights.engine import lock_workspaces, refresh_all
+from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from prodops.auth import Admin, InsightsRead
+from prodops.db import Connection, request_transaction
+from prodops.events import utcnow
+from prodops.problems import PROBLEM_RESPONSES, ProblemError
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=PROBLEM_RESPONSES)
+
+_GET = "SELECT version, body, updated_at FROM policy WHERE kind = $1"
+_PUT = """
+INSERT INTO policy (workspace, kind, version, body, updated_at) VALUES ($1, $2, 1, $3, now())
+ON CONFLICT (workspace, kind) DO UPDATE
+SET version = policy.version + 1, body = EXCLUDED.body, updated_at = now()
+RETURNING version, body, updated_at
+"""
+_KEEP_VERSION = """
+INSERT INTO policy_version (workspace, kind, version, body) VALUES ($1, $2, $3, $4)
+"""
+IfMatch = Annotated[
+    str | None,
+    Header(description="The policy version you read (`ETag`); 412 if it changed since."),
+]
+
+
+class ReadinessVersion(BaseModel):
+    """The readiness policy with its version (0: the defaults, never replaced)."""
+
+    version: int = Field(ge=0)
+    updated_at: datetime | None
+    policy: ReadinessPolicy
+
+
+class FeedbackWeightVersion(BaseModel):
+    """The feedback-weight policy with its version (0: the defaults, never replaced)."""
+
+    version: int = Field(ge=0)
+    updated_at: datetime | None
+    policy: FeedbackWeightPolicy
+
+
+async def _read(conn: Connection, kind: str) -> dict[str, Any]:
+    row = await conn.fetchrow(_GET, kind)
+    if row is None:
+        return {"version": 0, "updated_at": None, "policy": {}}
+    return {"version": row["version"], "updated_at": row["updated_at"], "policy": row["body"]}
+
+
+async def _replace(
+    request: Request, *, ws: str, kind: str, policy: BaseModel, if_match: str | None
+) -> dict[str, Any]:
+    async with request_transaction(request, ws) as conn:
+        await lock_workspaces(conn, [ws])
+        current = await _read(conn, kind)
+        if if_match is not None and if_match.strip('W/"') != str(current["version"]):
+            raise ProblemError(
+                412, "Precondition Failed", f"the policy is at version {current['version']}"
+            )
+        body: dict[str, Any] = policy.model_dump(mode="json")
+        row = await conn.fetchrow(_PUT, ws, kind, body)
+        assert row is not None
+        await conn.execute(_KEEP_VERSION, ws, kind, row["version"], body)
+        # Every signal of the workspace follows the new policy at once, in this transaction.
+        await refresh_all(conn, ws, emit=True, now=utcnow())
+    return {"version": row["version"], "updated_at": row["updated_at"], "policy": body}
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+@router.get("/readiness", response_model=ReadinessVersion)
+async def get_readiness(
+    request: Request, response: Response, principal: InsightsRead
+) -> ReadinessVersion:
+    """The launch-readiness policy: weights, thresholds, blocker rules, due days."""
+    async with request_transaction(request, principal.workspace) as conn:
+        found = ReadinessVersion.model_validate(await _read(conn, "readiness"))
+    _etag(response, found.version)
+    return found
+
+
+@router.put("/readiness", response_model=ReadinessVersion)
+async def put_readiness(
+    request: Request,
+    response: Response,
+    principal: Admin,
+    policy: ReadinessPolicy,
+    if_match: IfMatch = None,
+) -> ReadinessVersion:
+    """Replace the readiness policy; every launch is re-evaluated under it at once."""
+    values = await _replace(
+        request, ws=principal.workspace, kind="readiness", policy=policy, if_match=if_match
+    )
+    saved = ReadinessVersion.model_validate(values)
+    _etag(response, saved.version)
+    return saved
+
+
+@router.get("/feedback-weight", response_model=FeedbackWeightVersion)
+async def get_feedback_weight(
+    request: Request, response: Response, principal: InsightsRead
+) -> FeedbackWeightVersion:
+    """How feedback is weighted: priority factors, ARR scale, half-life, window."""
+    async with request_transaction(request, principal.workspace) as conn:
+        found = FeedbackWeightVersion.model_validate(await _read(conn, "feedback-weight"))
+    _etag(response, found.version)
+    return found
+
+
+@router.put("/feedback-weight", response_model=FeedbackWeightVersion)
+async def put_feedback_weight(
+    request: Request,
+    response: Response,
+    principal: Admin,
+    policy: FeedbackWeightPolicy,
+    if_match: IfMatch = None,
+) -> FeedbackWeightVersion:
+    """Replace the feedback-weight policy; demand and alignment are recomputed at once."""
+    values = await _replace(
+        request, ws=principal.workspace, kind="feedback-weight", policy=policy, if_match=if_match
+    )
+    saved = FeedbackWeightVersion.model_validate(values)
+    _etag(response, saved.version)
+    return saved

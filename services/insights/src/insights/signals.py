@@ -1,0 +1,292 @@
+"""Signals from the totals and facts: compute, store with history, emit when they move."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from insights import domain, outbound
+from insights import signals_sql as sql
+from insights.contributions import SCOPE_METRICS
+from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from prodops import outbox
+from prodops.db import Connection
+from prodops.events import (
+    AlignmentChanged,
+    Change,
+    EventData,
+    LaunchReadinessChanged,
+    Reason,
+    make_event,
+    new_id,
+)
+from prodops.telemetry import current_traceparent
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every signal computation of one workspace in one batch shares."""
+
+    ws: str
+    now: datetime
+    readiness: ReadinessPolicy
+    feedback_weight: FeedbackWeightPolicy
+    emit: bool = True  # False while rebuilding: no events, webhooks or history
+
+
+async def _emit(conn: Connection, ctx: Context, data: EventData) -> None:
+    event = make_event(
+        data, service="insights", workspace=ctx.ws, traceparent=current_traceparent()
+    )
+    await outbox.add(conn, event)
+    await outbound.enqueue(conn, event)
+
+
+async def _history(conn: Connection, ctx: Context, kind: str, subject: str, value: Any) -> None:
+    if ctx.emit:
+        await conn.execute(sql.ADD_HISTORY, ctx.ws, kind, subject, ctx.now, new_id(), value)
+
+
+# --- alignment ----------------------------------------------------------------------------------
+
+
+async def alignment_totals(conn: Connection, ctx: Context, scope: str) -> domain.AlignmentTotals:
+    """The sums one scope's alignment is computed from, demand decayed to now."""
+    rows = await conn.fetch(sql.SCOPE_TOTALS, ctx.ws, scope, list(SCOPE_METRICS))
+    sums: dict[str, float] = {}
+    by_objective: dict[str, float] = {}
+    linked: set[str] = set()
+    for r in rows:
+        if r["metric"] == "objective":
+            by_objective[r["sub"]] = r["value"]
+        elif r["metric"] == "links":
+            linked.add(r["sub"])
+        else:
+            sums[r["metric"]] = r["value"]
+    weights = {str(r["id"]): r["weight"] for r in await conn.fetch(sql.ACTIVE_OBJECTIVES, ctx.ws)}
+    if scope:
+        # An area answers to the objectives its items serve, not to every objective.
+        weights = {o: w for o, w in weights.items() if o in linked}
+    decay = domain.decay_to(ctx.now, ctx.feedback_weight)
+    return domain.AlignmentTotals(
+        committed_effort=sums.get("committed", 0.0),
+        aligned_effort=sums.get("aligned", 0.0),
+        evidence_effort=sums.get("evidence", 0.0),
+        demand_total=sums.get("demand", 0.0) * decay,
+        demand_covered=sums.get("covered", 0.0) * decay,
+        objective_effort={o: by_objective.get(o, 0.0) for o in weights},
+        objective_weights=weights,
+    )
+
+
+async def _alignment_reasons(
+    conn: Connection, ctx: Context, scope: str, totals: domain.AlignmentTotals
+) -> list[Reason]:
+    reasons: list[Reason] = []
+    idle = domain.idle_objectives(totals)
+    if idle:
+        reasons.append(
+            Reason(
+                code="objective_without_effort",
+                message=f"{len(idle)} active objective(s) have no committed effort",
+                evidence=idle,
+            )
+        )
+    for code, query, message in (
+        (
+            "committed_without_objective",
+            sql.UNALIGNED_ITEMS,
+            "committed items serve no active objective",
+        ),
+        (
+            "committed_without_evidence",
+            sql.ITEMS_WITHOUT_EVIDENCE,
+            "committed items have no customer feedback",
+        ),
+        (
+            "unaddressed_demand",
+            sql.UNADDRESSED_ITEMS,
+            "uncommitted items with the most customer demand",
+        ),
+    ):
+        ids = [str(r["id"]) for r in await conn.fetch(query, ctx.ws, scope)]
+        if ids:
+            reasons.append(Reason(code=code, message=message, evidence=ids))
+    if not scope:
+        tags = [r["target"] for r in await conn.fetch(sql.UNADDRESSED_TAGS, ctx.ws)]
+        if tags:
+            reasons.append(
+                Reason(
+                    code="unaddressed_tags",
+                    message="tags with the most demand no committed item covers",
+                    evidence=tags,
+                )
+            )
+    return reasons
+
+
+async def refresh_alignment(conn: Connection, ctx: Context, scope: str) -> None:
+    """Recompute one scope's alignment; store it, and emit if it moved a band."""
+    totals = await alignment_totals(conn, ctx, scope)
+    if (
+        scope
+        and not totals.committed_effort
+        and not totals.demand_total
+        and not totals.objective_weights
+    ):
+        await conn.execute(sql.DROP_ALIGNMENT_SIGNAL, ctx.ws, scope)
+        return
+    new = domain.alignment(totals)
+    reasons = await _alignment_reasons(conn, ctx, scope, totals)
+    row = await conn.fetchrow(sql.ALIGNMENT_SIGNAL, ctx.ws, scope)
+    old = (
+        None
+        if row is None
+        else domain.Alignment(
+            row["alignment"], row["strategic"], row["customer"], row["components"]
+        )
+    )
+    await conn.execute(
+        sql.PUT_ALIGNMENT_SIGNAL,
+        ctx.ws,
+        scope,
+        new.alignment,
+        new.strategic,
+        new.customer,
+        new.components,
+        [r.model_dump() for r in reasons],
+        ctx.now,
+    )
+    if old is None or (old.alignment, old.strategic, old.customer) != (
+        new.alignment,
+        new.strategic,
+        new.customer,
+    ):
+        value = {
+            "alignment": new.alignment,
+            "strategic": new.strategic,
+            "customer": new.customer,
+            "components": new.components,
+        }
+        await _history(conn, ctx, "alignment", scope, value)
+    if ctx.emit and domain.alignment_changed(old, new):
+        await _emit(
+            conn,
+            ctx,
+            AlignmentChanged(
+                area=scope or None,
+                alignment=Change(from_=old.alignment if old else None, to=new.alignment),
+                strategic=Change(from_=old.strategic if old else None, to=new.strategic),
+                customer=Change(from_=old.customer if old else None, to=new.customer),
+                reasons=reasons,
+            ),
+        )
+
+
+# --- launch readiness ---------------------------------------------------------------------------
+
+
+async def launch_facts(
+    conn: Connection, ctx: Context, key: str
+) -> tuple[str, domain.LaunchFacts] | None:
+    """The launch's checklist, linked issues and support volume, or None when it is gone."""
+    launch = await conn.fetchrow(sql.LAUNCH, ctx.ws, key)
+    if launch is None:
+        return None
+    items = sorted(
+        set(launch["item_keys"])
+        | {r["key"] for r in await conn.fetch(sql.LAUNCH_ITEMS, ctx.ws, key)}
+    )
+    issues = tuple(
+        domain.LinkedIssue(
+            id=str(r["id"]),
+            key=r["key"],
+            state=r["state"],
+            kind=r["kind"],
+            priority=r["priority"],
+            labels=tuple(r["labels"]),
+            closed_at=r["closed_at"],
+        )
+        for r in await conn.fetch(sql.LAUNCH_ISSUES, ctx.ws, key, items)
+    )
+    checklist = tuple(
+        domain.ChecklistEntry(
+            id=e["id"],
+            title=e["title"],
+            required=e["required"],
+            done=e["done"],
+            due_date=date.fromisoformat(e["due_date"]) if e.get("due_date") else None,
+        )
+        for e in launch["checklist"]
+    )
+    p = ctx.readiness
+    split = ctx.now - timedelta(days=p.support_recent_days)
+    start = split - timedelta(days=p.support_baseline_days)
+    s = await conn.fetchrow(sql.LAUNCH_SUPPORT, ctx.ws, items, split, start, ctx.now)
+    assert s is not None  # an aggregate always returns its one row
+    support = domain.SupportWindow(
+        recent=s["recent"],
+        recent_negative=s["recent_negative"],
+        baseline=s["baseline"],
+        baseline_negative=s["baseline_negative"],
+        recent_ids=tuple(s["recent_ids"] or ()),
+    )
+    facts = domain.LaunchFacts(
+        key=key,
+        status=launch["status"],
+        target_date=launch["target_date"],
+        checklist=checklist,
+        issues=issues,
+        support=support,
+    )
+    return launch["name"], facts
+
+
+async def refresh_launch(conn: Connection, ctx: Context, key: str) -> None:
+    """Recompute one launch's readiness; store it, and emit if its status or band moved."""
+    found = await launch_facts(conn, ctx, key)
+    if found is None:
+        await conn.execute(sql.DROP_LAUNCH_SIGNAL, ctx.ws, key)
+        return
+    name, facts = found
+    new = domain.launch_readiness(facts, ctx.readiness, ctx.now)
+    row = await conn.fetchrow(sql.LAUNCH_SIGNAL, ctx.ws, key)
+    old = (
+        None
+        if row is None
+        else domain.Readiness(row["status"], row["score"], row["components"], (), row["details"])
+    )
+    reasons = [r.model_dump() for r in new.reasons]
+    await conn.execute(
+        sql.PUT_LAUNCH_SIGNAL,
+        ctx.ws,
+        key,
+        name,
+        new.status,
+        new.score,
+        new.components,
+        reasons,
+        new.details,
+        ctx.now,
+    )
+    if old is None or (old.status, old.score) != (new.status, new.score):
+        await _history(
+            conn,
+            ctx,
+            "launch",
+            key,
+            {"status": new.status, "score": new.score, "components": new.components},
+        )
+    if ctx.emit and domain.readiness_changed(old, new):
+        await _emit(
+            conn,
+            ctx,
+            LaunchReadinessChanged(
+                launch_key=key,
+                status=Change(from_=old.status if old else None, to=new.status),
+                score=Change(from_=old.score if old else None, to=new.score),
+                components=new.components,
+                reasons=list(new.reasons),
+            ),
+        )
