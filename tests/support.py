@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
+import os
+import sys
 import time
 import uuid
 from collections import Counter
@@ -221,3 +224,32 @@ async def register_jira(client: httpx.AsyncClient, settings: Settings, workspace
     )
     assert answer.status_code == 201, answer.text
     return Jira(client, answer.json())
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `prodops` subprocess these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODOPS_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        plain = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"PRODOPS_{name.upper()}"] = (
+            json.dumps(plain) if isinstance(plain, tuple) else str(plain)
+        )
+    return env
+
+
+async def run_cli(settings: Settings, *args: str) -> str:
+    """Run `prodops <args>` in a subprocess with these settings; its output, or fail."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "prodops",
+        *args,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    return out.decode()

@@ -6,11 +6,12 @@ import asyncio
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from signal_events import Builder, days_ago
 
 from insights.rebuild import rebuild
 from prodops.settings import Settings
-from support import auth, create_app, eventually, publish, running
+from support import auth, create_app, eventually, publish, run_cli, running
 
 TIMES = ("computed_at", "changed_at")
 
@@ -81,13 +82,10 @@ async def test_two_replicas_agree_with_a_rebuild_from_the_stream(
         # Interleaved, so both replicas hold batches of both workspaces at once.
         await asyncio.gather(*(publish(settings, *w) for w in workloads))
 
-        async def applied() -> int:
-            count: int = await first.state.pool.fetchval(
-                "SELECT count(*) FROM inbox WHERE workspace = ANY($1::text[])", [workspace, other]
-            )
-            return count
-
-        await eventually(applied, lambda n: n == sum(len(w) for w in workloads))
+        await eventually(
+            lambda: _applied(first, [workspace, other]),
+            lambda n: n == sum(len(w) for w in workloads),
+        )
         live = [await _signals(client, h) for h in headers]
     assert live[0]["alignment"]["strategic"] > 0
     assert live[0]["demand"]["items"], "the workload has demand"
@@ -100,3 +98,25 @@ async def test_two_replicas_agree_with_a_rebuild_from_the_stream(
     async with running(create_app("insights", settings)) as client:
         rebuilt = [await _signals(client, h) for h in headers]
     assert rebuilt == live
+
+
+async def test_the_rebuild_command_replays_the_stream(settings: Settings, workspace: str) -> None:
+    headers = auth(settings, workspace, "insights:read")
+    workload = _workload(Builder(workspace))
+    app = create_app("insights", settings)
+    async with running(app) as client:
+        await publish(settings, *workload)
+        await eventually(lambda: _applied(app, [workspace]), lambda n: n == len(workload))
+        live = await _signals(client, headers)
+    out = await run_cli(settings, "insights", "rebuild")
+    assert f"{len(workload)} applied" in out
+    assert out.rstrip().endswith("0 failed")
+    async with running(create_app("insights", settings)) as client:
+        assert await _signals(client, headers) == live
+
+
+async def _applied(app: FastAPI, workspaces: list[str]) -> int:
+    count: int = await app.state.pool.fetchval(
+        "SELECT count(*) FROM inbox WHERE workspace = ANY($1::text[])", workspaces
+    )
+    return count

@@ -26,8 +26,11 @@ from faststream import AckPolicy, Context
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker
 from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
+from prodops.broker import ensure_stream
 from prodops.db import Connection, Pool
 from prodops.events import Event, new_id
 from prodops.settings import Settings
@@ -36,6 +39,18 @@ from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, Event], Awaitable[None]]
+# How often a running consumer checks that its durable consumer still exists on the server.
+SUBSCRIPTION_CHECK_SECONDS = 5.0
+
+
+class _Subscription(Protocol):
+    """The FastStream subscriber of a consumer, as far as resubscribing needs it."""
+
+    async def start(self) -> None:
+        """Subscribe (creating the durable consumer when it does not exist)."""
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
 
 
 class BatchHooks(Protocol):
@@ -87,6 +102,8 @@ class EventConsumer:
     hooks: BatchHooks | None = None
     deliveries_seen: int = field(default=0, init=False)  # settled (acked or nakked) so far
     _queue: asyncio.Queue[Msg] = field(default_factory=asyncio.Queue, init=False)
+    _subscription: _Subscription | None = field(default=None, init=False)
+    _subscribed: bool = field(default=True, init=False)  # the broker's start subscribes it
 
     def register(self, broker: NatsBroker) -> None:
         """Attach the subscriber to the broker (before it starts)."""
@@ -111,6 +128,34 @@ class EventConsumer:
             description=f"Durable consumer {self.name} of {s.stream_name}",
         )
         subscriber(self._enqueue)
+        self._subscription = subscriber
+
+    async def keep_subscribed(self, js: JetStreamContext) -> None:
+        """Subscribe again whenever the durable consumer is gone (its stream deleted, say)."""
+        # The server drops a stream's consumers with it, and tells no push subscriber: without
+        # this, a stream refilled by `prodops outbox republish` would never be consumed again.
+        while True:
+            await asyncio.sleep(SUBSCRIPTION_CHECK_SECONDS)
+            try:
+                await self._check_subscription(js)
+            except Exception:  # the broker may be away: look again next time
+                log.warning("consumer %s: subscription check failed", self.name, exc_info=True)
+
+    async def _check_subscription(self, js: JetStreamContext) -> None:
+        assert self._subscription is not None, "register() the consumer first"
+        try:
+            await js.consumer_info(self.settings.stream_name, self.name)
+        except NotFoundError:
+            log.warning("consumer %s: durable consumer gone; subscribing again", self.name)
+            await ensure_stream(js, self.settings)
+        else:
+            if self._subscribed:
+                return
+        if self._subscribed:
+            self._subscribed = False
+            await self._subscription.stop()
+        await self._subscription.start()
+        self._subscribed = True
 
     async def _enqueue(self, message: NatsMessage = Context("message")) -> None:  # noqa: B008
         await self._queue.put(message.raw_message)

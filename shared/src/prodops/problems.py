@@ -69,7 +69,8 @@ class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
 
-def _documented(status: int) -> dict[str, Any]:
+def documented_problem(status: int) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem+json answer with this status."""
     # No "model" key on purpose: FastAPI would file the schema under the route's media type
     # (application/json); install_problem_handlers adds the Problem schema to components.
     return {
@@ -79,7 +80,8 @@ def _documented(status: int) -> dict[str, Any]:
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: _documented(status) for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500)
+    status: documented_problem(status)
+    for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 500)
 }
 
 

@@ -136,6 +136,8 @@ async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime
     runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
     for consumer in consumers.values():
         runtime.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+        watch = consumer.keep_subscribed(js)
+        runtime.tasks.append(asyncio.create_task(watch, name=f"{consumer.name}-subscription"))
     for name, loop in spec.background(pool, settings):
         runtime.tasks.append(asyncio.create_task(loop, name=f"{spec.name}-{name}"))
     purge = _purge_forever(pool, relay, settings)

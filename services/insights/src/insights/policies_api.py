@@ -13,7 +13,7 @@ from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from prodops.auth import Admin, InsightsRead
 from prodops.db import Connection, request_transaction
 from prodops.events import utcnow
-from prodops.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=PROBLEM_RESPONSES)
 
@@ -27,6 +27,7 @@ RETURNING version, body, updated_at
 _KEEP_VERSION = """
 INSERT INTO policy_version (workspace, kind, version, body) VALUES ($1, $2, $3, $4)
 """
+_STALE: dict[int | str, dict[str, Any]] = {412: documented_problem(412)}
 IfMatch = Annotated[
     str | None,
     Header(description="The policy version you read (`ETag`); 412 if it changed since."),
@@ -90,7 +91,7 @@ async def get_readiness(
     return found
 
 
-@router.put("/readiness", response_model=ReadinessVersion)
+@router.put("/readiness", response_model=ReadinessVersion, responses=_STALE)
 async def put_readiness(
     request: Request,
     response: Response,
@@ -118,7 +119,7 @@ async def get_feedback_weight(
     return found
 
 
-@router.put("/feedback-weight", response_model=FeedbackWeightVersion)
+@router.put("/feedback-weight", response_model=FeedbackWeightVersion, responses=_STALE)
 async def put_feedback_weight(
     request: Request,
     response: Response,
