@@ -43,6 +43,15 @@ async def test_strategic_alignment_follows_the_worked_example(
         signal = await eventually(
             lambda: _alignment(client, headers), lambda s: s is not None and s["strategic"] == 50.0
         )
+        history = await client.get("/v1/signals/alignment/history?limit=1", headers=headers)
+        newest = history.json()
+        assert newest["items"][0]["value"]["strategic"] == 50.0
+        older = await client.get(
+            "/v1/signals/alignment/history",
+            headers=headers,
+            params={"limit": 50, "cursor": newest["next_cursor"]},
+        )
+        assert 66.7 in [p["value"]["strategic"] for p in older.json()["items"]]
         codes = {r["code"]: r["evidence"] for r in signal["reasons"]}
         assert codes["objective_without_effort"] == [b.id_of("objective:O2")]
         assert codes["committed_without_objective"] == [b.id_of("item:C")]

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 from receiver import webhook_receiver
 
-from insights.outbound import EVENT_TYPES, UnsafeURLError, check_url, retry_delay
+from insights.outbound import EVENT_TYPES
+from insights.outbound_http import UnsafeURLError, check_url, retry_delay
 from prodops.events import AlignmentChanged, LaunchReadinessChanged
 from prodops.settings import Settings
 from prodops.standard_webhooks import SignatureError

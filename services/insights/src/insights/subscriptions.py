@@ -15,14 +15,12 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from insights import subscriptions_sql as sql
-from insights.outbound import (
-    PING_TYPE,
+from insights.outbound import PING_TYPE, EventType, record_attempt
+from insights.outbound_http import (
     AttemptResult,
-    EventType,
     UnsafeURLError,
     check_url,
     http_client,
-    record_attempt,
     send_webhook,
 )
 from prodops.auth import Admin, Principal
