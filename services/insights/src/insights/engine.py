@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from insights import contributions, signals
 from insights import facts_sql as fsql
 from insights import signals_sql as ssql
@@ -22,6 +24,7 @@ from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from prodops.consumer import Handler
 from prodops.db import Connection
 from prodops.events import Event, utcnow
+from prodops.telemetry import current_traceparent, span_from_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class SignalEngine:
 
     emit: bool = True
     touches: dict[str, Touch] = field(default_factory=dict)
+    traces: dict[str, str | None] = field(default_factory=dict)
 
     def handlers(self) -> dict[str, Handler]:
         """One handler per state-carrying event type."""
@@ -58,18 +62,22 @@ class SignalEngine:
 
     async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
         """Lock the batch's workspaces before any of its events is applied."""
-        self.touches = {}
+        self.touches, self.traces = {}, {}
         await lock_workspaces(conn, [e.workspace for e in events if e.type in AGGREGATES])
 
     async def apply(self, conn: Connection, event: Event) -> None:
         """Apply one event to the facts, noting what it touched."""
         await apply_fact(conn, event, self.touches.setdefault(event.workspace, Touch()))
+        # The signals this batch moves continue the trace of the last event that moved them.
+        self.traces[event.workspace] = current_traceparent()
 
     async def end(self, conn: Connection) -> None:
         """Refresh the contributions and signals the batch touched."""
         touches, self.touches = self.touches, {}
         for ws, touch in sorted(touches.items()):
-            await refresh(conn, ws, touch, emit=self.emit, now=utcnow())
+            trace = self.traces.get(ws)
+            with span_from_traceparent("refresh signals", trace, kind=SpanKind.INTERNAL):
+                await refresh(conn, ws, touch, emit=self.emit, now=utcnow())
 
 
 async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: datetime) -> None:
