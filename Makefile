@@ -7,7 +7,7 @@ PYPROJECTS := pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproje
 MYPY_PATHS := shared/src services/feedback/src services/roadmap/src services/insights/src tests \
 	$(wildcard bench)
 
-.PHONY: install up test
+.PHONY: install up test chaos bench
 
 install: .venv/.synced
 
@@ -29,3 +29,14 @@ test: install
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy $(MYPY_PATHS)
 	.venv/bin/pytest
+
+# The chaos suite at full size (`make test` runs each case with a small burst): real processes,
+# a fault mid-burst, then the ledger and a clean rebuild must agree. Larger: PRODOPS_CHAOS_SCALE=50.
+PRODOPS_CHAOS_SCALE ?= 10
+chaos: install
+	PRODOPS_CHAOS_SCALE=$(PRODOPS_CHAOS_SCALE) .venv/bin/pytest tests/chaos -rP
+
+# Benchmarks (bench/, issue #6) at quick sizes; never part of `test`. The issue's sizes:
+# `.venv/bin/python -m bench --full`. Figures go to bench/results/.
+bench: install
+	.venv/bin/python -m bench

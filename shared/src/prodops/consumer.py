@@ -118,9 +118,11 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.ALL,
-                # Two spare deliveries: the dead letter is written at `consumer_max_deliver`, and
-                # a crash while writing it must still see the message again.
-                max_deliver=s.consumer_max_deliver + 2,
+                # No max_deliver: the server would drop a message past it, applied nor
+                # dead-lettered. A batch failing as a whole (the database away) is nakked, and
+                # each redelivery counts, so an outage longer than the back-offs lost events.
+                # The dead letter at `consumer_max_deliver` is this consumer's own decision.
+                max_deliver=-1,
                 ack_wait=s.consumer_ack_wait_seconds,
                 max_ack_pending=s.consumer_max_ack_pending,
             ),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -184,8 +185,10 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
-def start_nats(data_dir: Path, *, port: int | None = None) -> LocalServer:
-    """Start nats-server with JetStream on 127.0.0.1, storing streams under `data_dir`."""
+def start_nats(
+    data_dir: Path, *, port: int | None = None, options: Sequence[str] = ()
+) -> LocalServer:
+    """Start nats-server with JetStream on 127.0.0.1, streams under `data_dir`, plus `options`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = data_dir / "nats.log"
@@ -200,6 +203,7 @@ def start_nats(data_dir: Path, *, port: int | None = None) -> LocalServer:
         str(data_dir / "jetstream"),
         "-l",
         str(log),
+        *options,
     ]
     log.touch()
     process = subprocess.Popen(

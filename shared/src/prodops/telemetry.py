@@ -175,8 +175,11 @@ def instrument_app(app: FastAPI, *, service: str, metrics_enabled: bool = True) 
         return
     app.state.prodops_instrumented = True
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # A span per SQL statement costs more than the statement on the webhook path; only worth it
+    # when the spans go somewhere.
     asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    if not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
+    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if exporting and not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
         asyncpg_instrumentor.instrument()
     if not metrics_enabled:
         return

@@ -20,6 +20,8 @@ from prodops.db import Connection
 Key = tuple[str, str, str]  # metric, target, sub
 # Metrics whose target is a scope: '' (the workspace) or a product area.
 SCOPE_METRICS = ("demand", "covered", "committed", "aligned", "evidence", "objective", "links")
+# Per scope, one row per item (sub = item id), ranked by value: what the alignment reasons name.
+REASON_METRICS = ("unaligned", "unevidenced", "unaddressed")
 
 _FETCH = """
 SELECT metric, target, sub, value FROM contribution WHERE workspace = $1 AND contributor = $2
@@ -61,9 +63,9 @@ SELECT key, status, effort, area, objective_ids FROM item_fact WHERE workspace =
 _ACTIVE_OBJECTIVES = """
 SELECT id FROM objective_fact WHERE workspace = $1 AND id = ANY($2::uuid[]) AND active ORDER BY id
 """
-_HAS_EVIDENCE = """
-SELECT EXISTS (SELECT 1 FROM total WHERE workspace = $1 AND metric = 'item_demand'
-               AND target = $2 AND sub = '' AND contributors > 0)
+_DEMAND = """
+SELECT value FROM total WHERE workspace = $1 AND metric = 'item_demand'
+AND target = $2 AND sub = '' AND contributors > 0
 """
 
 
@@ -193,19 +195,25 @@ async def item_share(conn: Connection, ws: str, item_id: UUID) -> dict[Key, floa
         return {}
     active = [str(r["id"]) for r in await conn.fetch(_ACTIVE_OBJECTIVES, ws, item["objective_ids"])]
     committed = item["status"] in COMMITTED
-    evidence = committed and await conn.fetchval(_HAS_EVIDENCE, ws, item["key"])
+    demand: float | None = await conn.fetchval(_DEMAND, ws, item["key"])
     effort: float = item["effort"]
     rows: dict[Key, float] = {}
     for scope in ("", item["area"]) if item["area"] else ("",):
         for objective in active:
             rows["links", scope, objective] = 1.0
         if not committed:
+            if demand and item["status"] != "shipped":
+                rows["unaddressed", scope, str(item_id)] = demand
             continue
         rows["committed", scope, ""] = effort
         if active:
             rows["aligned", scope, ""] = effort
             for objective in active:
                 rows["objective", scope, objective] = effort / len(active)
-        if evidence:
+        else:
+            rows["unaligned", scope, str(item_id)] = effort
+        if demand:
             rows["evidence", scope, ""] = effort
+        else:
+            rows["unevidenced", scope, str(item_id)] = effort
     return rows

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from insights import contributions, signals
 from insights import facts_sql as fsql
 from insights import signals_sql as ssql
-from insights.contributions import SCOPE_METRICS
+from insights.contributions import REASON_METRICS, SCOPE_METRICS
 from insights.facts import AGGREGATES, Touch, apply_fact
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from prodops.consumer import Handler
@@ -94,7 +94,7 @@ async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: d
         touch.items.update(r["id"] for r in rows)
     for item in sorted(touch.items):
         changed = await contributions.recompute_item(conn, ws, item)
-        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS)
+        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS + REASON_METRICS)
     scopes = set(touch.scopes)
     if touch.all_scopes:
         scopes.update(r["target"] for r in await conn.fetch(ssql.ALL_SCOPES, ws))

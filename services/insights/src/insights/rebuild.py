@@ -38,9 +38,11 @@ DERIVED = (
     "alignment_signal",
 )
 _CLAIM = """
-INSERT INTO inbox (consumer, event_id, workspace, type) VALUES ($1, $2, $3, $4)
+INSERT INTO inbox (consumer, event_id, workspace, type)
+SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
 ON CONFLICT DO NOTHING RETURNING event_id
 """
+_UNCLAIM = "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
 
 
 @dataclass
@@ -109,20 +111,33 @@ def _decoded(body: bytes, report: Rebuilt) -> list[Event]:
 
 
 async def apply_batch(pool: Pool, events: list[Event], report: Rebuilt) -> None:
-    """Apply events in one transaction, each once, each in a savepoint."""
+    """Apply events in one transaction, each once (claimed together), each in a savepoint."""
     engine = SignalEngine(emit=False)
     async with pool.acquire() as conn, conn.transaction():
         await engine.begin(conn, events)
+        rows = await conn.fetch(
+            _CLAIM,
+            CONSUMER,
+            [e.id for e in events],
+            [e.workspace for e in events],
+            [e.type for e in events],
+        )
+        fresh = {r["event_id"] for r in rows}
+        failed = []
         for event in events:
+            if event.id not in fresh:
+                report.skipped += 1
+                continue
+            fresh.discard(event.id)  # a second copy in the batch is a duplicate too
             try:
                 async with conn.transaction():
-                    if await conn.fetchval(_CLAIM, CONSUMER, event.id, event.workspace, event.type):
-                        await engine.apply(conn, event)
-                        report.applied += 1
-                    else:
-                        report.skipped += 1
+                    await engine.apply(conn, event)
+                report.applied += 1
             except Exception:
                 # The live consumer would dead-letter it; the rebuild reports it and goes on.
                 log.exception("rebuild: event %s (%s) could not be applied", event.id, event.type)
-                report.failed += 1
+                failed.append(event.id)
+        report.failed += len(failed)
+        if failed:
+            await conn.execute(_UNCLAIM, CONSUMER, failed)
         await engine.end(conn)

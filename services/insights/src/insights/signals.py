@@ -93,24 +93,12 @@ async def _alignment_reasons(
                 evidence=idle,
             )
         )
-    for code, query, message in (
-        (
-            "committed_without_objective",
-            sql.UNALIGNED_ITEMS,
-            "committed items serve no active objective",
-        ),
-        (
-            "committed_without_evidence",
-            sql.ITEMS_WITHOUT_EVIDENCE,
-            "committed items have no customer feedback",
-        ),
-        (
-            "unaddressed_demand",
-            sql.UNADDRESSED_ITEMS,
-            "uncommitted items with the most customer demand",
-        ),
+    for code, metric, limit, message in (
+        ("committed_without_objective", "unaligned", 10, "committed items serve no objective"),
+        ("committed_without_evidence", "unevidenced", 10, "committed items have no feedback"),
+        ("unaddressed_demand", "unaddressed", 5, "uncommitted items customers ask for most"),
     ):
-        ids = [str(r["id"]) for r in await conn.fetch(query, ctx.ws, scope)]
+        ids = [r["sub"] for r in await conn.fetch(sql.RANKED_ITEMS, ctx.ws, metric, scope, limit)]
         if ids:
             reasons.append(Reason(code=code, message=message, evidence=ids))
     if not scope:

@@ -12,27 +12,10 @@ WHERE workspace = $1 AND metric IN ('committed', 'demand', 'links') AND contribu
 UNION SELECT scope FROM alignment_signal WHERE workspace = $1
 """
 ACTIVE_OBJECTIVES = "SELECT id, weight FROM objective_fact WHERE workspace = $1 AND active"
-UNALIGNED_ITEMS = """
-SELECT i.id FROM item_fact AS i
-WHERE i.workspace = $1 AND i.status IN ('planned', 'in_progress') AND ($2 = '' OR i.area = $2)
-  AND NOT EXISTS (SELECT 1 FROM objective_fact AS o
-                  WHERE o.workspace = i.workspace AND o.id = ANY(i.objective_ids) AND o.active)
-ORDER BY i.effort DESC, i.key LIMIT 10
-"""
-ITEMS_WITHOUT_EVIDENCE = """
-SELECT i.id FROM item_fact AS i
-WHERE i.workspace = $1 AND i.status IN ('planned', 'in_progress') AND ($2 = '' OR i.area = $2)
-  AND NOT EXISTS (SELECT 1 FROM total AS t
-                  WHERE t.workspace = i.workspace AND t.metric = 'item_demand'
-                    AND t.target = i.key AND t.sub = '' AND t.contributors > 0)
-ORDER BY i.effort DESC, i.key LIMIT 10
-"""
-UNADDRESSED_ITEMS = """
-SELECT i.id FROM total AS t
-JOIN item_fact AS i ON i.workspace = t.workspace AND i.key = t.target
-WHERE t.workspace = $1 AND t.metric = 'item_demand' AND t.sub = '' AND t.contributors > 0
-  AND i.status NOT IN ('planned', 'in_progress', 'shipped') AND ($2 = '' OR i.area = $2)
-ORDER BY t.value DESC, i.key LIMIT 5
+RANKED_ITEMS = """
+SELECT sub FROM total
+WHERE workspace = $1 AND metric = $2 AND target = $3 AND contributors > 0
+ORDER BY value DESC, sub LIMIT $4
 """
 UNADDRESSED_TAGS = """
 SELECT target FROM total
@@ -45,9 +28,13 @@ SELECT key, name, status, target_date, item_keys, checklist FROM launch_fact
 WHERE workspace = $1 AND key = $2
 """
 LAUNCH_ITEMS = "SELECT key FROM item_fact WHERE workspace = $1 AND launch_key = $2"
+# A UNION, not an OR: each half uses its own array index.
 LAUNCH_ISSUES = """
 SELECT id, key, state, kind, priority, labels, closed_at FROM issue_fact
-WHERE workspace = $1 AND (launch_keys @> ARRAY[$2::text] OR item_keys && $3::text[])
+WHERE workspace = $1 AND launch_keys @> ARRAY[$2::text]
+UNION
+SELECT id, key, state, kind, priority, labels, closed_at FROM issue_fact
+WHERE workspace = $1 AND item_keys && $3::text[]
 ORDER BY key, id
 """
 LAUNCH_SUPPORT = """

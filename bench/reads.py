@@ -1,0 +1,112 @@
+"""5. Reads: `GET /v1/signals/launches/{key}` at a fixed rate, latency from each scheduled send.
+
+Baseline: a bare FastAPI GET answering a small JSON document, same server settings and rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bench import loadgen
+from bench.fixtures import create_launches, register_github, settle
+from bench.ingest import summary
+from bench.loadgen import Spec
+from bench.results import Figure, Report, ms, percentile
+from bench.stack import Stack
+
+TARGET_P99 = 0.020
+LAUNCH = "RD-1"
+
+
+@dataclass(frozen=True)
+class ReadsOptions:
+    """Rate and length."""
+
+    rate: float = 2000.0
+    seconds: float = 5.0
+    connections: int = 64
+    workers: int = 1
+    linked_issues: int = 50
+
+
+async def run(stack: Stack, options: ReadsOptions, mode: str) -> Report:
+    """A launch with linked issues, then the open loop against insights and the baseline."""
+    await create_launches(stack, [LAUNCH])
+    path, secret = await register_github(stack)
+    # Give the launch some linked work, so its readiness carries reasons and evidence.
+    issues = Spec(
+        stack.ports["roadmap"],
+        path,
+        "github",
+        8,
+        secret=secret,
+        launches=(LAUNCH,),
+        rate=200.0,
+        count=options.linked_issues,
+        first_number=50_000_000,
+    )
+    await loadgen.run(issues)
+    await settle(stack)
+    count = int(options.rate * options.seconds)
+    base = Spec(
+        stack.ports["baseline"],
+        f"/bare/{LAUNCH}",
+        "get",
+        options.connections,
+        rate=options.rate,
+        count=count,
+    )
+    baseline = await loadgen.run(base, workers=options.workers)
+    reads = await loadgen.run(
+        replace(
+            base,
+            port=stack.ports["insights"],
+            path=f"/v1/signals/launches/{LAUNCH}",
+            token=stack.token("insights:read"),
+        ),
+        workers=options.workers,
+    )
+    # The most each answers (closed loop): says whether the open-loop rate was sustainable at all.
+    most = replace(
+        replace(
+            base,
+            port=stack.ports["insights"],
+            path=f"/v1/signals/launches/{LAUNCH}",
+            token=stack.token("insights:read"),
+        ),
+        rate=0.0,
+        duration=3.0,
+        warmup=0.5,
+    )
+    capacity = await loadgen.run(most, workers=options.workers)
+    base_capacity = await loadgen.run(
+        replace(base, rate=0.0, duration=3.0, warmup=0.5), workers=options.workers
+    )
+    p99, base_p99 = percentile(reads.latencies, 99), percentile(baseline.latencies, 99)
+    report = Report("reads", mode)
+    report.figures = [
+        Figure(
+            f"p99 at {options.rate:,.0f}/s",
+            ms(p99),
+            "ms",
+            ms(base_p99),
+            f"bare FastAPI GET at {options.rate:,.0f}/s",
+            f"≤ {ms(TARGET_P99):.0f} ms",
+            p99 <= TARGET_P99,
+        ),
+        Figure(
+            "p50",
+            ms(percentile(reads.latencies, 50)),
+            "ms",
+            ms(percentile(baseline.latencies, 50)),
+            "bare FastAPI GET",
+        ),
+    ]
+    report.details = {
+        "insights": summary(reads),
+        "baseline": summary(baseline),
+        "insights_closed_loop": summary(capacity),
+        "baseline_closed_loop": summary(base_capacity),
+        "options": options.__dict__,
+    }
+    return report

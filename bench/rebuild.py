@@ -1,0 +1,120 @@
+"""4. Rebuild: events/s of `prodops insights rebuild` against the raw JetStream consume rate.
+
+Both read the same stream in the same run: a stream of its own filled with synthetic events
+(`bench.synthetic.stream_of`), rebuilt into a database of its own. Raw: an ordered consumer with
+nats-py that does nothing per message — the most any replay could read. Rebuild:
+`insights.rebuild.rebuild(settings)`, the function the CLI command runs, timed in-process (the
+interpreter's start-up is left out of both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import nats
+from nats.js.api import DeliverPolicy
+
+from bench import synthetic
+from bench.results import Figure, Report
+from bench.stack import Stack, create_database, settings_for
+from insights.rebuild import rebuild
+from prodops.broker import stream_config
+from prodops.settings import Settings
+
+TARGET_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class RebuildOptions:
+    """How many events the stream holds."""
+
+    events: int = 20_000
+
+
+async def fill(settings: Settings, count: int) -> int:
+    """Create the stream and publish `count` events to it; returns its last sequence."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(stream_config(settings))
+        events = synthetic.stream_of("rebuild", count)
+        for start in range(0, len(events), 1000):
+            acks = [
+                await js.publish_async(
+                    e.nats_subject(settings.subject_prefix),
+                    e.to_bytes(),
+                    headers={"Nats-Msg-Id": str(e.id)},
+                )
+                for e in events[start : start + 1000]
+            ]
+            await asyncio.gather(*acks)
+        return int((await js.stream_info(settings.stream_name)).state.last_seq)
+    finally:
+        await nc.close()
+
+
+async def raw_consume(settings: Settings, last: int) -> float:
+    """Seconds an ordered consumer takes to read the whole stream, doing nothing per message."""
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        started = time.monotonic()
+        sub = await js.subscribe(
+            f"{settings.subject_prefix}.>",
+            stream=settings.stream_name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        while (await sub.next_msg(timeout=30)).metadata.sequence.stream < last:
+            pass
+        took = time.monotonic() - started
+        await sub.unsubscribe()
+        return took
+    finally:
+        await nc.close()
+
+
+async def run(stack: Stack, options: RebuildOptions, mode: str) -> Report:
+    """Fill, read raw, rebuild, read raw again (the baseline is the mean of both reads)."""
+    url = await create_database(stack.postgres.url, "bench_rebuild")
+    settings = settings_for(
+        url, stack.settings.nats_url, stream_name="BENCH_REBUILD", subject_prefix="benchrb"
+    )
+    from prodops.migrations import migrate_all
+
+    await migrate_all(settings, ("insights",))
+    last = await fill(settings, options.events)
+    raw_before = await raw_consume(settings, last)
+    started = time.monotonic()
+    rebuilt = await rebuild(settings)
+    took = time.monotonic() - started
+    raw_after = await raw_consume(settings, last)
+    raw_rate = last / ((raw_before + raw_after) / 2)
+    rate = rebuilt.messages / took
+    report = Report("rebuild", mode)
+    report.figures = [
+        Figure(
+            "rebuild events/s",
+            round(rate, 1),
+            "/s",
+            round(raw_rate, 1),
+            "raw ordered consumer",
+            f"ratio ≥ {TARGET_SHARE}",
+            rate / raw_rate >= TARGET_SHARE,
+        ),
+    ]
+    report.details = {
+        "stream_messages": last,
+        "rebuild": {
+            "seconds": round(took, 2),
+            "messages": rebuilt.messages,
+            "applied": rebuilt.applied,
+            "skipped": rebuilt.skipped,
+            "failed": rebuilt.failed,
+        },
+        "raw_consume_seconds": [round(raw_before, 3), round(raw_after, 3)],
+        "options": options.__dict__,
+    }
+    return report
