@@ -120,3 +120,18 @@ async def _applied(app: FastAPI, workspaces: list[str]) -> int:
         "SELECT count(*) FROM inbox WHERE workspace = ANY($1::text[])", workspaces
     )
     return count
+
+
+async def test_an_event_that_cannot_be_applied_is_reported_and_the_rest_rebuilt(
+    settings: Settings, workspace: str
+) -> None:
+    b = Builder(workspace)
+    good = [b.item("A"), b.launch("L1", items=("A",))]
+    broken = b.event(b.item("B").parsed()).model_copy(update={"data": {"key": "B"}})
+    async with running(create_app("insights", settings)):
+        await publish(settings, good[0], broken, good[1])
+    report = await rebuild(settings)
+    assert (report.applied, report.failed) == (2, 1)
+    async with running(create_app("insights", settings)) as client:
+        answer = await client.get("/v1/signals/launches/L1", headers=auth(settings, workspace))
+    assert answer.status_code == 200

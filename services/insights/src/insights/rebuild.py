@@ -111,7 +111,19 @@ def _decoded(body: bytes, report: Rebuilt) -> list[Event]:
 
 
 async def apply_batch(pool: Pool, events: list[Event], report: Rebuilt) -> None:
-    """Apply events in one transaction, each once (claimed together), each in a savepoint."""
+    """Apply events in one transaction, each once; a batch with a failing event goes again."""
+    # Savepoints cost two round trips an event: only a batch that needs them pays for them.
+    try:
+        tally = Rebuilt()
+        await _apply(pool, events, tally, savepoints=False)
+    except Exception:  # noqa: BLE001 - the careful pass below tells which event and why
+        await _apply(pool, events, report, savepoints=True)
+    else:
+        report.applied += tally.applied
+        report.skipped += tally.skipped
+
+
+async def _apply(pool: Pool, events: list[Event], report: Rebuilt, *, savepoints: bool) -> None:
     engine = SignalEngine(emit=False)
     async with pool.acquire() as conn, conn.transaction():
         await engine.begin(conn, events)
@@ -129,6 +141,10 @@ async def apply_batch(pool: Pool, events: list[Event], report: Rebuilt) -> None:
                 report.skipped += 1
                 continue
             fresh.discard(event.id)  # a second copy in the batch is a duplicate too
+            if not savepoints:
+                await engine.apply(conn, event)
+                report.applied += 1
+                continue
             try:
                 async with conn.transaction():
                     await engine.apply(conn, event)
