@@ -118,7 +118,7 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.ALL,
-                # No max_deliver: the server would drop a message past it, applied nor
+                # No max_deliver: the server would drop a message past it, neither applied nor
                 # dead-lettered. A batch failing as a whole (the database away) is nakked, and
                 # each redelivery counts, so an outage longer than the back-offs lost events.
                 # The dead letter at `consumer_max_deliver` is this consumer's own decision.

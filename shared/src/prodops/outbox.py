@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -108,6 +109,7 @@ class OutboxRelay:
     def __init__(self, *, pool: Pool, js: JetStreamContext, settings: Settings, service: str):
         self._pool, self._js, self._settings, self._service = pool, js, settings, service
         self._wake = asyncio.Event()
+        self._lag_reported_at = -1.0
 
     async def publish_batch(self) -> int:
         """Publish one batch; returns how many rows it sent (0 when none were waiting)."""
@@ -189,7 +191,12 @@ class OutboxRelay:
         return conn
 
     async def _report_lag(self) -> None:
-        OUTBOX_LAG.labels(self._service).set(await self._pool.fetchval(_UNSENT))
+        # A gauge scraped every few seconds: counting after every wake-up would cost a round trip
+        # per committed write under load.
+        now = time.monotonic()
+        if now - self._lag_reported_at >= 1.0:
+            self._lag_reported_at = now
+            OUTBOX_LAG.labels(self._service).set(await self._pool.fetchval(_UNSENT))
 
     async def purge(self) -> int:
         """Delete rows sent longer ago than the retention period."""
