@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -42,14 +44,17 @@ def with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+def infra() -> Iterator[Infra]:
     """PostgreSQL and NATS for the whole session: given by URL, or started here."""
     from prodops.localinfra import LocalServer, start_nats, start_postgres
 
     started: list[LocalServer] = []
     postgres_url = os.environ.get("PRODOPS_TEST_DATABASE_URL")
     nats_url = os.environ.get("PRODOPS_TEST_NATS_URL")
-    root = Path(tmp_path_factory.mktemp("servers"))
+    # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps,
+    # and would delete the data of servers still running.
+    root = Path(tempfile.mkdtemp(prefix="prodops-test-servers-"))
+    root.chmod(0o755)  # PostgreSQL may run as another user (never as root) and must reach it
     try:
         if not postgres_url:
             started.append(start_postgres(root / "postgres", durable=False))
@@ -61,6 +66,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     finally:
         for server in started:
             server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def create_database(infra: Infra) -> str:

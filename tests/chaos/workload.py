@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 from chaos.stack import Stack
+
 from signing import github_delivery
 
 TRACKER = "prodops.tracker_issue.upserted.v1"

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +10,10 @@ import orjson
 
 from prodops.events import ItemUpserted, make_event, new_id, utcnow
 from prodops.settings import Settings
+from signing import zendesk_delivery
 from support import auth, create_app, eventually, publish, running, summary
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
-
-
-def zendesk_delivery(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    """A body and headers signed the way Zendesk signs (timestamp + body, base64 HMAC-SHA256)."""
-    body = orjson.dumps(payload)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()
-    return body, {
-        "Content-Type": "application/json",
-        "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
-        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
-    }
 
 
 async def listed(client: httpx.AsyncClient, headers: dict[str, str], query: str) -> list[Any]:

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from receiver import webhook_receiver
 
 from insights.outbound import OutboundDispatcher, enqueue
 from prodops.db import create_pool, workspace_transaction
@@ -24,6 +23,7 @@ from prodops.events import (
     make_event,
 )
 from prodops.settings import Settings
+from receiver import webhook_receiver
 from support import auth, create_app, eventually, running
 
 READINESS = LaunchReadinessChanged.TYPE

@@ -6,11 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from signal_events import Builder, days_ago
 
 from insights.tick import tick
 from prodops.events import utcnow
 from prodops.settings import Settings
+from signal_events import Builder, days_ago
 from support import auth, create_app, eventually, publish, running
 
 

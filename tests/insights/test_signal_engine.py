@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from signal_events import Builder
 
 from prodops.settings import Settings
+from signal_events import Builder
 from support import auth, create_app, eventually, publish, running
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from signal_events import Builder, days_ago
 
 from insights.rebuild import rebuild
 from prodops.settings import Settings
+from signal_events import Builder, days_ago
 from support import auth, create_app, eventually, publish, run_cli, running
 
 TIMES = ("computed_at", "changed_at")

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import orjson
-from receiver import webhook_receiver
-from signing import github_delivery, zendesk_delivery
 
 from prodops.events import LaunchReadinessChanged, utcnow
 from prodops.settings import Settings
+from receiver import webhook_receiver
+from signing import github_delivery, zendesk_delivery
 from support import auth, create_app, emitted, eventually, running
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
-from receiver import webhook_receiver
 
 from insights.outbound import EVENT_TYPES
 from insights.outbound_http import UnsafeURLError, check_url, retry_delay
 from prodops.events import AlignmentChanged, LaunchReadinessChanged
 from prodops.settings import Settings
 from prodops.standard_webhooks import SignatureError
+from receiver import webhook_receiver
 from support import auth, create_app, running
 
 READINESS = LaunchReadinessChanged.TYPE
