@@ -1,4 +1,4 @@
-"""Linear cycles: mapped from the real payloads, stored, emitted, filtered, and cleared."""
+"""Linear cycles and projects: mapped from the real payloads, stored, emitted, filtered, cleared."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def _without_cycle(payload: dict[str, Any]) -> dict[str, Any]:
 def test_linear_cycle_is_its_id_number_and_name() -> None:
     payload = _fixture("zulip.issue_update")
     [issue] = snapshots("Issue.update", payload)
-    assert (issue.cycle, issue.cleared) == (TrackerCycle(id=ZULIP_CYCLE, number=1), frozenset())
+    assert issue.cycle == TrackerCycle(id=ZULIP_CYCLE, number=1)
+    assert "cycle" not in issue.cleared
     payload["data"]["cycle"]["name"] = "Hardening"
     [named] = snapshots("Issue.update", payload)
     assert named.cycle == TrackerCycle(id=ZULIP_CYCLE, number=1, name="Hardening")
@@ -51,7 +52,7 @@ def test_older_linear_payload_names_its_cycle_by_id_only() -> None:
 
 def test_linear_issue_without_a_cycle_clears_it() -> None:
     [issue] = snapshots("Issue.update", _without_cycle(_fixture("zulip.issue_update")))
-    assert (issue.cycle, issue.cleared) == (None, frozenset({"cycle"}))
+    assert (issue.cycle, "cycle" in issue.cleared) == (None, True)
 
 
 @pytest.mark.parametrize("number", [1.5, "1", True])
@@ -143,3 +144,35 @@ async def test_linear_cycle_sent_by_id_alone_keeps_the_number_known_for_that_id(
     assert await linear.keys() == [("WEB-44", {"id": ZULIP_CYCLE, "number": 1, "name": None})]
     await linear.send(payload | {"data": by_id | {"cycleId": KOR_CYCLE}})
     assert await linear.keys() == [("WEB-44", {"id": KOR_CYCLE, "number": None, "name": None})]
+
+
+async def test_linear_issue_taken_out_of_its_project_leaves_the_projects_launch(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    writer = auth(settings, workspace, "roadmap:write", "roadmap:read")
+    launch = await client.post("/v1/launches", headers=writer, json={"key": "SPRING", "name": "S"})
+    assert launch.status_code == 201, launch.text
+    linear = await Linear(client, settings, workspace).register()
+    payload = _fixture("zulip.issue_update")
+    in_project = payload["data"] | {"project": {"id": "p-1", "name": "SPRING"}, "projectId": "p-1"}
+
+    await linear.send(payload | {"data": in_project})
+    linked = await client.get("/v1/tracker-issues", headers=writer, params={"launch": "SPRING"})
+    assert [i["key"] for i in linked.json()["items"]] == ["WEB-44"]
+
+    out = {k: v for k, v in payload["data"].items() if k not in {"project", "projectId"}}
+    await linear.send(payload | {"data": out, "updatedFrom": {"projectId": "p-1"}})
+    left = await client.get("/v1/tracker-issues", headers=writer, params={"launch": "SPRING"})
+    assert left.json()["items"] == []
+    events = await emitted(settings, workspace, "roadmap")
+    launches = [d["launch_keys"] for t, d in events if t == "tracker_issue.upserted"]
+    assert launches == [["SPRING"], []]
+
+
+def test_linear_issue_without_a_project_clears_it() -> None:
+    payload = _fixture("zulip.issue_update")
+    [issue] = snapshots("Issue.update", payload)
+    assert "project" in issue.cleared
+    payload["data"]["projectId"] = "p-1"
+    [member] = snapshots("Issue.update", payload)
+    assert "project" not in member.cleared

@@ -147,6 +147,7 @@ def test_updated_linear_issue_is_a_complete_snapshot_of_its_data() -> None:
         assignees=["Satyam Bansal"],
         created_at=datetime(2023, 4, 11, 10, 10, 15, 37000, tzinfo=UTC),
         cycle=TrackerCycle(id="eaef2755-de5b-4342-accb-79060378493f", number=1),
+        cleared=frozenset({"project"}),  # Linear leaves the null project out
     ).model_dump(exclude={"title"})
     assert issue.title is not None
     assert issue.title.startswith("This is regarding the outage that we faced on 11/12/22")

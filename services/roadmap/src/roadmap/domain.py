@@ -20,7 +20,7 @@ from prodops.events import (
 
 TrackerName = Literal["github", "gitlab", "jira", "linear"]
 IssueKind = Literal["bug", "feature", "task"]
-ClearableField = Literal["milestone", "cycle"]
+ClearableField = Literal["milestone", "cycle", "project"]
 
 _PRIORITY_LABEL = re.compile(r"^(?:p([0-3])|priority[:/ -](urgent|critical|high|medium|low|none))$")
 _BY_NUMBER: dict[str, TrackerPriority] = {"0": "urgent", "1": "high", "2": "medium", "3": "low"}

@@ -36,7 +36,13 @@ from prodops.webhooks import (
     number_of,
     text_of,
 )
-from roadmap.domain import TrackerIssueSnapshot, kind_of, linear_priority, priority_from_labels
+from roadmap.domain import (
+    ClearableField,
+    TrackerIssueSnapshot,
+    kind_of,
+    linear_priority,
+    priority_from_labels,
+)
 
 SIGNATURE_HEADER = "linear-signature"
 DELIVERY_HEADER = "linear-delivery"
@@ -154,8 +160,17 @@ def _issue(
         created_at=_datetime(issue.get("createdAt")),
         closed_at=_datetime(issue.get("completedAt") or issue.get("canceledAt")),
         cycle=cycle,
-        cleared=frozenset() if cycle else frozenset({"cycle"}),
+        cleared=_cleared(issue, cycle),
     )
+
+
+def _cleared(issue: dict[str, Any], cycle: TrackerCycle | None) -> frozenset[ClearableField]:
+    """What the issue is known to be out of: Linear leaves a null cycle or project out."""
+    cleared: set[ClearableField] = set() if cycle else {"cycle"}
+    project = text_of(_dict(issue.get("project")).get("id")) or text_of(issue.get("projectId"))
+    if project is None:
+        cleared.add("project")
+    return frozenset(cleared)
 
 
 def _cycle(issue: dict[str, Any]) -> TrackerCycle | None:
