@@ -7,7 +7,6 @@ them, and the `Nats-Msg-Id` header (the event id) lets the stream drop the dupli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -15,7 +14,6 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import tenacity
-from asyncpg.pool import PoolConnectionProxy
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
@@ -30,6 +28,7 @@ from prodops.telemetry import (
     current_traceparent,
     span_from_traceparent,
 )
+from prodops.wakeup import notified, woken_or_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +139,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish forever: woken by NOTIFY on commit, polling as a fallback."""
-        channel = f"prodops_outbox_{self._service}"
-        listener = await self._listen(channel)
         failures = 0
-        try:
+        async with notified(self._pool, f"prodops_outbox_{self._service}", self._wake):
             while True:
                 self._wake.clear()
                 try:
@@ -158,37 +155,7 @@ class OutboxRelay:
                         "outbox relay batch failed (%d in a row); retry in %.1fs", failures, delay
                     )
                     await asyncio.sleep(delay)
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
-                # that lands together with a NOTIFY wake-up, and the relay would never stop.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.outbox_poll_interval_seconds):
-                        await self._wake.wait()
-        finally:
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.remove_listener(channel, self._on_notify)
-                    await self._pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _listen(self, channel: str) -> PoolConnectionProxy[asyncpg.Record] | None:
-        try:
-            conn = await self._pool.acquire()
-        except Exception:
-            log.warning("LISTEN %s failed; the relay polls only", channel, exc_info=True)
-            return None
-        try:
-            await conn.add_listener(channel, self._on_notify)
-        except BaseException as exc:
-            # Cancelled or failed between acquire and LISTEN: give the connection back, or
-            # closing the pool would wait for it forever.
-            await self._pool.release(conn)
-            if not isinstance(exc, Exception):
-                raise
-            log.warning("LISTEN %s failed; the relay polls only", channel, exc_info=True)
-            return None
-        return conn
+                await woken_or_timed_out(self._wake, self._settings.outbox_poll_interval_seconds)
 
     async def _report_lag(self) -> None:
         # A gauge scraped every few seconds: counting after every wake-up would cost a round trip

@@ -10,15 +10,13 @@ disabled until someone enables it again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from insights import subscriptions_sql as sql
 from insights.outbound_http import (
@@ -31,6 +29,7 @@ from prodops.db import Connection, Pool
 from prodops.events import Event, new_id
 from prodops.settings import Settings
 from prodops.sources import SecretBox
+from prodops.wakeup import notified, woken_or_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -175,51 +174,25 @@ class OutboundDispatcher:
 
     async def run(self) -> None:
         """Dispatch forever: woken by NOTIFY when deliveries are queued, polling as a fallback."""
-        listener = await self._listen()
         failures, purged_at = 0, time.monotonic()
         try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self.drain()
-                    if time.monotonic() - purged_at > _PURGE_EVERY_SECONDS:
-                        await self.purge()
-                        purged_at = time.monotonic()
-                    failures = 0
-                except Exception:
-                    failures += 1
-                    # Back off while the database stays away; the deliveries wait safely.
-                    delay = min(30.0, self._settings.outbound_poll_interval_seconds * 2**failures)
-                    log.exception("outbound dispatch failed (%d in a row)", failures)
-                    await asyncio.sleep(delay)
-                # asyncio.timeout, not wait_for: see OutboxRelay.run (a cancel lost on 3.11).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.outbound_poll_interval_seconds):
-                        await self._wake.wait()
+            async with notified(self._pool, CHANNEL, self._wake):
+                while True:
+                    self._wake.clear()
+                    try:
+                        await self.drain()
+                        if time.monotonic() - purged_at > _PURGE_EVERY_SECONDS:
+                            await self.purge()
+                            purged_at = time.monotonic()
+                        failures = 0
+                    except Exception:
+                        failures += 1
+                        # Back off while the database stays away; the deliveries wait safely.
+                        poll = self._settings.outbound_poll_interval_seconds
+                        log.exception("outbound dispatch failed (%d in a row)", failures)
+                        await asyncio.sleep(min(30.0, poll * 2**failures))
+                    await woken_or_timed_out(
+                        self._wake, self._settings.outbound_poll_interval_seconds
+                    )
         finally:
             await self._client.aclose()
-            if listener is not None:
-                with contextlib.suppress(Exception):
-                    await listener.remove_listener(CHANNEL, self._on_notify)
-                    await self._pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _listen(self) -> PoolConnectionProxy[Any] | None:
-        try:
-            conn = await self._pool.acquire()
-        except Exception:
-            log.warning("LISTEN %s failed; the dispatcher polls only", CHANNEL, exc_info=True)
-            return None
-        try:
-            await conn.add_listener(CHANNEL, self._on_notify)
-        except BaseException as exc:
-            # Cancelled or failed after acquire: give the connection back, or closing the pool
-            # would wait for it forever.
-            await self._pool.release(conn)
-            if not isinstance(exc, Exception):
-                raise
-            log.warning("LISTEN %s failed; the dispatcher polls only", CHANNEL, exc_info=True)
-            return None
-        return conn
