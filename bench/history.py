@@ -20,8 +20,7 @@ from typing import Any
 from bench import history_sql, synthetic
 from bench.results import Figure, Report, ms, percentile
 from bench.stack import Stack, create_database, settings_for
-from insights.engine import SignalEngine
-from insights.rebuild import CONSUMER
+from insights.engine import CONSUMER, SignalEngine
 from prodops.consumer import EventConsumer
 from prodops.db import Pool, create_pool
 from prodops.events import Event

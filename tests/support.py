@@ -22,7 +22,7 @@ import nats
 import orjson
 from fastapi import FastAPI
 
-from insights.bootstrap import CONSUMER
+from insights.engine import CONSUMER
 from prodops.auth import SCOPES, mint_token
 from prodops.consumer import EventConsumer, Handler
 from prodops.db import Connection

@@ -22,7 +22,7 @@ from chaos.workload import FEEDBACK, TRACKER
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
-from insights.bootstrap import CONSUMER
+from insights.engine import CONSUMER
 from insights.facts import AGGREGATES
 
 BALANCE_SECONDS = 60.0

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from insights import api, policies_api, signals_api, subscriptions
-from insights.engine import SignalEngine
+from insights.engine import CONSUMER, SignalEngine
 from insights.outbound import OutboundDispatcher
 from insights.tick import tick_forever
 from prodops.consumer import EventConsumer
@@ -16,8 +16,6 @@ from prodops.db import Pool
 from prodops.events import AlignmentChanged, LaunchReadinessChanged
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
-
-CONSUMER = "insights-projections"
 
 
 def consumers(pool: Pool, settings: Settings) -> Sequence[EventConsumer]:

@@ -28,6 +28,8 @@ from prodops.telemetry import current_traceparent, span_from_traceparent
 
 log = logging.getLogger(__name__)
 
+# The live consumer's durable name (and inbox key); the rebuild claims its events under it too.
+CONSUMER = "insights-projections"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('prodops.insights:' || $1, 0))"
 _POLICY = "SELECT body FROM policy WHERE workspace = $1 AND kind = $2"
 
@@ -122,10 +124,8 @@ async def _guarded(conn: Connection, what: str, work: Coroutine[Any, Any, None])
 
 async def refresh_all(conn: Connection, ws: str, *, emit: bool, now: datetime) -> None:
     """Recompute every contribution and signal of a workspace (after a policy change)."""
-    groups = await conn.fetch(
-        "SELECT DISTINCT group_id FROM feedback_fact WHERE workspace = $1", ws
-    )
-    items = await conn.fetch("SELECT id FROM item_fact WHERE workspace = $1", ws)
+    groups = await conn.fetch(fsql.ALL_GROUPS, ws)
+    items = await conn.fetch(fsql.ALL_ITEMS, ws)
     launches = await conn.fetch(ssql.ALL_LAUNCHES, ws)
     touch = Touch(
         groups={r["group_id"] for r in groups},

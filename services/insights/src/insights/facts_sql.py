@@ -73,6 +73,8 @@ SET key = EXCLUDED.key, title = EXCLUDED.title, status = EXCLUDED.status,
 DELETE_ITEM = "DELETE FROM item_fact WHERE workspace = $1 AND id = $2"
 # A key freed by a deleted item may be reused by a new one before the delete arrives.
 FREE_ITEM_KEY = "DELETE FROM item_fact WHERE workspace = $1 AND key = $2 AND id <> $3 RETURNING id"
+ALL_GROUPS = "SELECT DISTINCT group_id FROM feedback_fact WHERE workspace = $1"
+ALL_ITEMS = "SELECT id FROM item_fact WHERE workspace = $1"
 ITEM_IDS_OF_KEYS = "SELECT id FROM item_fact WHERE workspace = $1 AND key = ANY($2::text[])"
 
 LAUNCH_BEFORE = "SELECT key FROM launch_fact WHERE workspace = $1 AND id = $2"

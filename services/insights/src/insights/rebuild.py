@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import nats
 from nats.js.api import DeliverPolicy
 
-from insights.engine import SignalEngine
+from insights.engine import CONSUMER, SignalEngine
 from insights.facts import AGGREGATES
 from prodops.db import Connection, Pool, create_pool
 from prodops.events import Event
@@ -21,7 +21,6 @@ from prodops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "insights-projections"
 DERIVED = (
     "projection",
     "feedback_fact",
