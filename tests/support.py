@@ -209,6 +209,7 @@ class Jira:
             "Content-Type": "application/json",
             "X-Hub-Signature": f"sha256={signature}",
             "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
+            "Prefer": "wait=10",  # answer with the outcome of normalising it
         }
         answer = await self.client.post(self.url, content=body, headers=headers)
         assert answer.status_code in {200, 202}, answer.text

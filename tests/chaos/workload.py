@@ -109,7 +109,7 @@ def _replayed(call: Call, answer: httpx.Response) -> bool:
     """Whether the answer says the call was stored before (a retry after a lost answer)."""
     if call.event_type == TRACKER:
         status = answer.json()["status"]
-        assert status in {"processed", "duplicate"}, answer.text
+        assert status in {"received", "duplicate"}, answer.text
         return bool(status == "duplicate")
     return answer.status_code == 200  # an existing external_id
 

@@ -98,7 +98,7 @@ async def test_long_and_nul_bearing_delivery_ids_are_stored_and_deduplicated(
         payload = {"type": "zen:event-type:ticket.created", "id": delivery_id}
         body = json.dumps(payload).encode()
         for expected in ("failed", "duplicate"):
-            headers = _zendesk_headers(source["secret"], body)
+            headers = _zendesk_headers(source["secret"], body) | {"Prefer": "wait=10"}
             answer = await feedback.post(source["webhook_url"], content=body, headers=headers)
             assert answer.status_code in {200, 202}, answer.text
             assert answer.json()["status"] == expected

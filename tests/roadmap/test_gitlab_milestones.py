@@ -119,6 +119,7 @@ class GitLabSource:
             "X-Gitlab-Token": self.secret,
             "X-Gitlab-Event": hook,
             "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+            "Prefer": "wait=10",  # answer with the outcome of normalising it
         }
         answer = await self.client.post(self.url, json=payload, headers=headers)
         assert answer.status_code == 202, answer.text

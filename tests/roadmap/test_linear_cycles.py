@@ -87,6 +87,7 @@ class Linear:
             "Content-Type": "application/json",
             "Linear-Signature": hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest(),
             "Linear-Delivery": str(uuid.uuid4()),
+            "Prefer": "wait=10",  # answer with the outcome of normalising it
         }
         answer = await self.client.post(self.url, content=body, headers=headers)
         assert answer.status_code == 202, answer.text

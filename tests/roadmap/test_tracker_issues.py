@@ -22,11 +22,12 @@ from prodops.db import Pool, create_pool
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import webhook_routers
+from prodops.webhooks import Intake, webhook_routers
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker import PROVIDERS, merged_fields, normalize_delivery
 from roadmap.tracker_api import router
 from support import auth, emitted
+from webhook_kit import intake_running
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
 
@@ -55,10 +56,14 @@ async def client(settings: Settings, pool: Pool) -> AsyncIterator[httpx.AsyncCli
     app.state.pool, app.state.settings = pool, settings
     app.include_router(router)
     app.include_router(sources_router(providers=PROVIDERS))
-    for webhooks in webhook_routers(providers=PROVIDERS, normalize=normalize_delivery):
+    intake = Intake(normalize_delivery)
+    for webhooks in webhook_routers(providers=PROVIDERS, intake=intake):
         app.include_router(webhooks)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+    async with (
+        intake_running(intake, pool, settings),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+    ):
         yield http
 
 
@@ -74,6 +79,7 @@ class Tracker:
         body = orjson.dumps(payload)
         delivery = delivery or str(uuid.uuid4())
         headers = {"Content-Type": "application/json", **self._headers(body, event, delivery)}
+        headers["Prefer"] = "wait=10"  # answer with the outcome of normalising it
         answer = await self.client.post(self.url, content=body, headers=headers)
         assert answer.status_code in {200, 202}, answer.text
         status: str = answer.json()["status"]

@@ -4,81 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
+from uuid import UUID
 
 import httpx
-import orjson
 import pytest
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
 
-from prodops.auth import install_auth
-from prodops.db import Connection, Pool, create_pool
-from prodops.limits import BodyLimitMiddleware
+from prodops.db import Pool, create_pool
 from prodops.pagination import encode_cursor
-from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
-from prodops.sources import sources_router
-from prodops.webhooks import (
-    Delivery,
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-    purge_deliveries,
-    webhook_routers,
-)
+from prodops.webhooks import purge_deliveries
 from support import auth
-
-
-class Signed:
-    """A vendor that signs the body with hex HMAC-SHA256 in `x-signature`."""
-
-    name = "signed"
-
-    def verify(
-        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
-    ) -> None:
-        offered = webhook.headers.get("x-signature", "")
-        for secret in secrets:
-            expected = hmac.new(secret.encode(), webhook.body, hashlib.sha256).hexdigest()
-            if hmac.compare_digest(expected, offered):
-                return
-        raise SignatureError("no signature matches")
-
-    def identify(self, webhook: InboundWebhook) -> Identity:
-        try:
-            body = orjson.loads(webhook.body)
-            return Identity(str(body["id"]), str(body["type"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise MalformedWebhookError("body needs an id and a type") from exc
-
-    def handshake(self, webhook: InboundWebhook) -> Response | None:
-        if webhook.headers.get("x-ping"):
-            return JSONResponse({"pong": True})
-        return None
-
-
-@dataclass
-class Mapper:
-    """A normaliser the test controls."""
-
-    seen: list[Delivery] = field(default_factory=list)
-    broken: bool = False
-
-    async def __call__(self, conn: Connection, delivery: Delivery) -> bool:
-        if self.broken:
-            raise ValueError("cannot map this payload")
-        self.seen.append(delivery)
-        return bool(orjson.loads(delivery.body)["type"] != "unknown")
-
-
-def signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps(payload)
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"X-Signature": signature, "Content-Type": "application/json"}
+from webhook_kit import WAIT, Mapper, deliveries, register, settled, signed, webhook_app
 
 
 @pytest.fixture
@@ -94,38 +32,16 @@ def mapper() -> Mapper:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, pool: Pool, mapper: Mapper
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    install_problem_handlers(app)
-    install_auth(app, settings)
-    app.state.pool, app.state.settings = pool, settings
-    app.include_router(sources_router(providers={"signed"}))
-    for router in webhook_routers(providers={"signed": Signed()}, normalize=mapper):
-        app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, limit=4096)
+async def app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIterator[FastAPI]:
+    async with webhook_app(settings, pool, mapper) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         yield http
-
-
-async def register(client: httpx.AsyncClient, settings: Settings, workspace: str) -> dict[str, Any]:
-    answer = await client.post(
-        "/v1/sources",
-        headers=auth(settings, workspace, "admin"),
-        json={"provider": "signed", "name": "Support desk"},
-    )
-    assert answer.status_code == 201, answer.text
-    source: dict[str, Any] = answer.json()
-    return source
-
-
-async def deliveries(pool: Pool, workspace: str) -> int:
-    count: int = await pool.fetchval(
-        "SELECT count(*) FROM webhook_delivery WHERE workspace = $1", workspace
-    )
-    return count
 
 
 async def test_signed_delivery_is_stored_once_and_normalised_once(
@@ -136,10 +52,14 @@ async def test_signed_delivery_is_stored_once_and_normalised_once(
     body, headers = signed(source["secret"], {"id": "evt-1", "type": "ticket.created"})
     first = await client.post(source["webhook_url"], content=body, headers=headers)
     again = await client.post(source["webhook_url"], content=body, headers=headers)
-    assert (first.status_code, first.json()["status"]) == (202, "processed")
-    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
-    assert len(mapper.seen) == 1
-    assert mapper.seen[0].workspace == workspace
+    assert (first.status_code, first.json()["status"]) == (202, "received")
+    assert (again.status_code, again.json()) == (200, {"id": None, "status": "duplicate"})
+    admin = auth(settings, workspace, "admin")
+    view = await settled(client, admin, first.json()["id"])
+    assert (view["status"], view["error"], view["delivery_key"]) == ("processed", None, "evt-1")
+    assert view["processed_at"] is not None
+    # The normaliser also takes what earlier tests' apps left stored: count this workspace's.
+    assert [d.workspace for d in mapper.seen if d.workspace == workspace] == [workspace]
     assert await deliveries(pool, workspace) == 1
 
 
@@ -169,7 +89,7 @@ async def test_bad_signature_unknown_source_oversize_and_garbage_store_nothing(
     bad = await client.post(url, content=garbage, headers={"X-Signature": signature})
     assert bad.status_code == 400
     assert await deliveries(pool, workspace) == 0
-    assert mapper.seen == []
+    assert [d for d in mapper.seen if d.workspace == workspace] == []
 
 
 async def test_handshake_is_answered_without_storing(
@@ -191,7 +111,7 @@ async def test_failed_mapping_is_kept_listed_and_replayed_after_a_fix(
     admin = auth(settings, workspace, "admin")
     mapper.broken = True
     body, headers = signed(source["secret"], {"id": "evt-5", "type": "ticket.created"})
-    answer = await client.post(source["webhook_url"], content=body, headers=headers)
+    answer = await client.post(source["webhook_url"], content=body, headers=headers | WAIT)
     assert (answer.status_code, answer.json()["status"]) == (202, "failed")
     failed = (await client.get("/v1/deliveries?status=failed", headers=admin)).json()["items"]
     assert [d["delivery_key"] for d in failed] == ["evt-5"]
@@ -202,12 +122,12 @@ async def test_failed_mapping_is_kept_listed_and_replayed_after_a_fix(
     assert (replayed.json()["status"], replayed.json()["error"]) == ("processed", None)
     assert (await client.get("/v1/deliveries?status=failed", headers=admin)).json()["items"] == []
     body, headers = signed(source["secret"], {"id": "evt-6", "type": "unknown"})
-    ignored = await client.post(source["webhook_url"], content=body, headers=headers)
+    ignored = await client.post(source["webhook_url"], content=body, headers=headers | WAIT)
     assert ignored.json()["status"] == "ignored"
 
 
 async def test_secrets_are_shown_once_encrypted_at_rest_and_rotate_with_grace(
-    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
 ) -> None:
     source = await register(client, settings, workspace)
     admin = auth(settings, workspace, "admin")
@@ -226,6 +146,7 @@ async def test_secrets_are_shown_once_encrypted_at_rest_and_rotate_with_grace(
     await pool.execute(
         "UPDATE webhook_source SET previous_secret_expires_at = now() WHERE id = $1", source["id"]
     )
+    app.state.webhook_sources.forget(UUID(source["id"]))  # as if the cache entry had expired
     body, headers = signed(source["secret"], {"id": "rot-late", "type": "t"})
     assert (
         await client.post(source["webhook_url"], content=body, headers=headers)
@@ -297,7 +218,8 @@ async def test_purge_keeps_failed_and_recent_deliveries(
     for key, broken in (("old-ok", False), ("old-failed", True), ("new-ok", False)):
         mapper.broken = broken
         body, headers = signed(source["secret"], {"id": key, "type": "t"})
-        assert (await client.post(source["webhook_url"], content=body, headers=headers)).is_success
+        answer = await client.post(source["webhook_url"], content=body, headers=headers | WAIT)
+        assert answer.json()["status"] == ("failed" if broken else "processed")
     await pool.execute(
         "UPDATE webhook_delivery SET received_at = now() - interval '200 hours' "
         "WHERE workspace = $1 AND delivery_key LIKE 'old-%'",

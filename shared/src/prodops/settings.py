@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     webhook_timestamp_tolerance_seconds: float = Field(
         default=300.0, gt=0, description="How far a signed webhook timestamp may be off"
     )
+    webhook_source_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a webhook source's secrets are kept in memory between reads (0: off)",
+    )
+    webhook_normalise_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often stored deliveries left unnormalised (by a stopped process) are "
+        "looked for",
+    )
     gitlab_api_timeout_seconds: float = Field(
         default=3.0,
         gt=0,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from cachetools import TTLCache
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -130,19 +131,74 @@ def _source(row: Any, settings: Settings) -> Source:
     )
 
 
-async def webhook_source(
-    pool: Pool, settings: Settings, *, provider: str, source_id: UUID
-) -> WebhookSource | None:
-    """The workspace and the secrets that verify a webhook for this source, if it exists."""
-    row = await pool.fetchrow(_FOR_WEBHOOK, source_id, provider)
-    if row is None:
-        return None
-    box = SecretBox(settings)
-    valid = [box.open(row["secret"])]
-    expires = row["previous_secret_expires_at"]
-    if row["previous_secret"] is not None and expires is not None and expires > utcnow():
-        valid.append(box.open(row["previous_secret"]))
-    return WebhookSource(row["workspace"], valid)
+@dataclass(frozen=True)
+class _Keys:
+    """A source's workspace and unsealed secrets, as read at one moment."""
+
+    workspace: str
+    secret: str
+    previous: str | None
+    previous_until: datetime | None
+
+    def source(self) -> WebhookSource:
+        valid = [self.secret]
+        if self.previous is not None and self.previous_until and self.previous_until > utcnow():
+            valid.append(self.previous)
+        return WebhookSource(self.workspace, valid)
+
+
+class SourceCache:
+    """Recently read sources, so that a burst of deliveries reads and unseals each source once.
+
+    An entry lives `webhook_source_cache_seconds`. Rotating or deleting a source forgets it in
+    this process at once; another process keeps the entry until it expires, which is harmless:
+    a signature that fails on a cached entry is checked again against the database before the
+    401, a rotated-out secret's expiry is checked at each use, and a delivery for a deleted
+    source fails its foreign key and is answered 404 with nothing stored.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._box = SecretBox(settings)
+        self._entries: TTLCache[tuple[str, UUID], _Keys] | None = None
+        if settings.webhook_source_cache_seconds > 0:
+            self._entries = TTLCache(10_000, settings.webhook_source_cache_seconds)
+
+    async def get(
+        self, pool: Pool, *, provider: str, source_id: UUID, fresh: bool = False
+    ) -> WebhookSource | None:
+        """The source's workspace and valid secrets, if it exists (`fresh`: not from cache)."""
+        key = (provider, source_id)
+        keys = None if fresh or self._entries is None else self._entries.get(key)
+        if keys is None:
+            row = await pool.fetchrow(_FOR_WEBHOOK, source_id, provider)
+            if row is None:
+                self.forget(source_id)
+                return None
+            previous = row["previous_secret"]
+            keys = _Keys(
+                row["workspace"],
+                self._box.open(row["secret"]),
+                None if previous is None else self._box.open(previous),
+                row["previous_secret_expires_at"],
+            )
+            if self._entries is not None:
+                self._entries[key] = keys
+        return keys.source()
+
+    def forget(self, source_id: UUID) -> None:
+        """Drop a source from the cache (after a rotation or a deletion)."""
+        if self._entries is not None:
+            for key in [k for k in self._entries if k[1] == source_id]:
+                self._entries.pop(key, None)
+
+
+def source_cache(request: Request) -> SourceCache:
+    """The app's source cache, made on first use."""
+    state = request.app.state
+    cache: SourceCache | None = getattr(state, "webhook_sources", None)
+    if cache is None:
+        cache = state.webhook_sources = SourceCache(state.settings)
+    return cache
 
 
 def sources_router(*, providers: Collection[str]) -> APIRouter:
@@ -211,6 +267,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
             secret = (body.secret if body else None) or _generate_secret(current["provider"])
             grace = utcnow() + timedelta(hours=settings.source_secret_grace_hours)
             row = await conn.fetchrow(_ROTATE, source_id, SecretBox(settings).seal(secret), grace)
+        source_cache(request).forget(source_id)
         return SourceWithSecret(**_source(row, settings).model_dump(), secret=secret)
 
     @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -220,6 +277,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
             result = await conn.execute(_DELETE, source_id)
         if result.endswith(" 0"):
             raise ProblemError(404, "Not Found", "no such source in this workspace")
+        source_cache(request).forget(source_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

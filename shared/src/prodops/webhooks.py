@@ -13,24 +13,25 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from prodops.auth import Admin
 from prodops.db import Connection, Pool, request_transaction
 from prodops.events import new_id
+from prodops.intake import Delivery, Intake, NewDelivery, Normalizer
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError
 from prodops.settings import Settings
-from prodops.sources import webhook_source
+from prodops.sources import WebhookSource, source_cache
 from prodops.standard_webhooks import SignatureError
 from prodops.telemetry import WEBHOOKS_RECEIVED
 
@@ -40,6 +41,7 @@ __all__ = [
     "Delivery",
     "Identity",
     "InboundWebhook",
+    "Intake",
     "MalformedWebhookError",
     "Normalizer",
     "Provider",
@@ -128,29 +130,6 @@ def body_hash(webhook: InboundWebhook) -> str:
     return "sha256:" + hashlib.sha256(webhook.body).hexdigest()
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A stored delivery, as the service's normaliser sees it."""
-
-    id: UUID
-    workspace: str
-    source_id: UUID
-    provider: str
-    event_type: str
-    body: bytes
-    received_at: datetime
-
-
-# Writes the domain rows of a delivery in the caller's transaction; False means "not a type this
-# service acts on" (stored as `ignored`). Raising stores the delivery as `failed`.
-Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
-
-_INSERT = """
-INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (source_id, delivery_key) DO NOTHING
-RETURNING received_at
-"""
 _SETTLE = """
 UPDATE webhook_delivery SET status = $2, error = $3, processed_at = now() WHERE id = $1
 """
@@ -162,7 +141,8 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3::uuid))
 ORDER BY received_at DESC, id DESC LIMIT $4
 """
-_GET = "SELECT * FROM webhook_delivery WHERE id = $1 FOR UPDATE"
+_GET = "SELECT * FROM webhook_delivery WHERE id = $1"
+_LOCK = "SELECT * FROM webhook_delivery WHERE id = $1 FOR UPDATE"
 # Failed deliveries stay until someone fixes and replays them; the rest go after the retention,
 # which is longer than any vendor retries (72 hours), so the dedup key outlives every retry.
 _PURGE = """
@@ -173,6 +153,8 @@ WHERE status IN ('processed', 'ignored') AND received_at < now() - $1::float8 * 
 Status = Literal["received", "processed", "ignored", "failed"]
 # Longer vendor delivery keys are stored as their hash (still stable across the vendor's retries).
 _KEY_LENGTH = 500
+# The longest `Prefer: wait=N` honoured: vendors give up after about 10 s.
+_MAX_WAIT = 10.0
 
 
 class DeliveryView(BaseModel):
@@ -190,10 +172,13 @@ class DeliveryView(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The answer to a vendor: stored (or already stored) and what became of it."""
+    """The answer to a vendor: stored (or already stored), and what became of it so far."""
 
-    id: UUID | None
-    status: Literal["processed", "ignored", "failed", "duplicate"]
+    id: UUID | None = Field(description="the stored delivery; null for a redelivery")
+    status: Literal["received", "processed", "ignored", "failed", "duplicate"] = Field(
+        description="`received`: stored, to be normalised in the background; with "
+        "`Prefer: wait=N`, what normalising it gave within N seconds; `duplicate`: stored before"
+    )
 
 
 async def _normalise(conn: Connection, normalize: Normalizer, delivery: Delivery) -> Status:
@@ -240,8 +225,32 @@ def _uuid_or_none(text: str) -> UUID | None:
         return None
 
 
-def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer) -> list[APIRouter]:
-    """The inbound webhook endpoint and `/v1/deliveries` (list, replay) for these providers."""
+def wait_preference(prefer: str | None) -> float:
+    """Seconds the caller asks to wait for the outcome (RFC 7240 `Prefer: wait=N`), capped."""
+    if not prefer:
+        return 0.0
+    wait = 0.0
+    for part in prefer.replace(";", ",").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "respond-async":
+            return 0.0
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            wait = float(value.strip())
+    return min(wait, _MAX_WAIT)
+
+
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        description="`wait=N` (RFC 7240): answer with what normalising the delivery gave, "
+        "waiting at most N seconds (up to 10); without it the answer comes once the delivery "
+        "is stored, as `received`"
+    ),
+]
+
+
+def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> list[APIRouter]:
+    """The inbound webhook endpoint and `/v1/deliveries` (list, get, replay) for these providers."""
     inbound = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
     deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 
@@ -249,34 +258,20 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         "/webhooks/{provider}/{source_id}",
         response_model=Accepted,
         status_code=202,
-        response_description="Stored and normalised (or kept as `failed`), after the commit",
+        response_description="Stored (and with `Prefer: wait`, normalised), after the commit",
         responses={200: _REPEATED_OR_HANDSHAKE},
     )
-    async def receive(request: Request, provider: str, source_id: str) -> Response:
+    async def receive(
+        request: Request, provider: str, source_id: str, prefer: PreferHeader = None
+    ) -> Response:
         """A vendor's delivery: verified, stored once, normalised; 2xx only after the commit."""
         scheme = providers.get(provider)
-        settings: Settings = request.app.state.settings
-        source = None
         # A malformed source id is just another unknown source to the vendor: 404, not 422.
         source_uuid = _uuid_or_none(source_id)
-        if scheme is not None and source_uuid is not None:
-            pool = request.app.state.pool
-            source = await webhook_source(pool, settings, provider=provider, source_id=source_uuid)
-        if scheme is None or source is None or source_uuid is None:
+        if scheme is None or source_uuid is None:
             raise ProblemError(404, "Not Found", "no such webhook source")
-        webhook = InboundWebhook(
-            {k.lower(): v for k, v in request.headers.items()}, await request.body()
-        )
-        try:
-            scheme.verify(
-                webhook,
-                source.secrets,
-                now=time.time(),
-                tolerance=settings.webhook_timestamp_tolerance_seconds,
-            )
-        except SignatureError as exc:
-            WEBHOOKS_RECEIVED.labels(request.app.title, provider, "unauthorized").inc()
-            raise ProblemError(401, "Unauthorized", f"webhook signature: {exc}") from exc
+        pool: Pool = request.app.state.pool
+        source, webhook = await _verified(request, scheme, provider, source_uuid)
         answer = scheme.handshake(webhook)
         if answer is not None:
             return answer
@@ -284,14 +279,23 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
             identity = _storable(scheme.identify(webhook))
         except MalformedWebhookError as exc:
             raise ProblemError(400, "Bad Request", str(exc)) from exc
-        return await _store(
-            request,
-            provider=provider,
-            source_id=source_uuid,
-            workspace=source.workspace,
-            identity=identity,
-            webhook=webhook,
-            normalize=normalize,
+        delivery = NewDelivery(
+            new_id(),
+            source.workspace,
+            source_uuid,
+            provider,
+            identity.delivery_key,
+            identity.event_type,
+            webhook.body,
+        )
+        outcome = "received" if await intake.store(delivery) else "duplicate"
+        wait = wait_preference(prefer)
+        if outcome == "received" and wait > 0:
+            outcome = await intake.settled(pool, delivery.id, within=wait)
+        WEBHOOKS_RECEIVED.labels(request.app.title, provider, outcome).inc()
+        body = Accepted(id=None if outcome == "duplicate" else delivery.id, status=outcome)
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=200 if outcome == "duplicate" else 202
         )
 
     @deliveries.get("", response_model=Page[DeliveryView])
@@ -308,13 +312,22 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
         views = [DeliveryView(**dict(r.items())) for r in rows]
         return page_of(views, limit, lambda d: time_id_key(d.received_at, d.id))
 
+    @deliveries.get("/{delivery_id}", response_model=DeliveryView)
+    async def get_delivery(request: Request, delivery_id: UUID, principal: Admin) -> DeliveryView:
+        """One delivery and what became of it (`received` until it is normalised)."""
+        async with request_transaction(request, principal.workspace) as conn:
+            row = await conn.fetchrow(_GET, delivery_id)
+        if row is None:
+            raise ProblemError(404, "Not Found", "no such delivery in this workspace")
+        return _view(row)
+
     @deliveries.post("/{delivery_id}/replay", response_model=DeliveryView)
     async def replay_delivery(
         request: Request, delivery_id: UUID, principal: Admin
     ) -> DeliveryView:
         """Normalise a stored delivery again (after a fix); its new status is answered."""
         async with request_transaction(request, principal.workspace) as conn:
-            row = await conn.fetchrow(_GET, delivery_id)
+            row = await conn.fetchrow(_LOCK, delivery_id)
             if row is None:
                 raise ProblemError(404, "Not Found", "no such delivery in this workspace")
             delivery = Delivery(
@@ -326,52 +339,42 @@ def webhook_routers(*, providers: Mapping[str, Provider], normalize: Normalizer)
                 row["body"],
                 row["received_at"],
             )
-            await _normalise(conn, normalize, delivery)
+            await _normalise(conn, intake.normalize, delivery)
             row = await conn.fetchrow(_GET, delivery_id)
         assert row is not None  # locked FOR UPDATE above, in the same transaction
-        fields = {k: v for k, v in row.items() if k in DeliveryView.model_fields}
-        return DeliveryView(**fields)
+        return _view(row)
 
     return [inbound, deliveries]
 
 
-async def _store(
-    request: Request,
-    *,
-    provider: str,
-    source_id: UUID,
-    workspace: str,
-    identity: Identity,
-    webhook: InboundWebhook,
-    normalize: Normalizer,
-) -> Response:
-    delivery_id = new_id()
-    async with request_transaction(request, workspace) as conn:
-        received_at = await conn.fetchval(
-            _INSERT,
-            delivery_id,
-            workspace,
-            source_id,
-            provider,
-            identity.delivery_key,
-            identity.event_type,
-            webhook.body,
-        )
-        if received_at is None:
-            outcome = "duplicate"
-        else:
-            delivery = Delivery(
-                delivery_id,
-                workspace,
-                source_id,
-                provider,
-                identity.event_type,
-                webhook.body,
-                received_at,
-            )
-            outcome = await _normalise(conn, normalize, delivery)
-    WEBHOOKS_RECEIVED.labels(request.app.title, provider, outcome).inc()
-    body = Accepted(id=None if outcome == "duplicate" else delivery_id, status=outcome)
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=200 if outcome == "duplicate" else 202
+async def _verified(
+    request: Request, scheme: Provider, provider: str, source_id: UUID
+) -> tuple[WebhookSource, InboundWebhook]:
+    """The request's source and body, once its signature holds: 404 or 401 otherwise."""
+    pool: Pool = request.app.state.pool
+    settings: Settings = request.app.state.settings
+    sources = source_cache(request)
+    source = await sources.get(pool, provider=provider, source_id=source_id)
+    if source is None:
+        raise ProblemError(404, "Not Found", "no such webhook source")
+    webhook = InboundWebhook(
+        {k.lower(): v for k, v in request.headers.items()}, await request.body()
     )
+    tolerance = settings.webhook_timestamp_tolerance_seconds
+    try:
+        try:
+            scheme.verify(webhook, source.secrets, now=time.time(), tolerance=tolerance)
+        except SignatureError:
+            # The cached secrets may predate a rotation: read them again before refusing.
+            source = await sources.get(pool, provider=provider, source_id=source_id, fresh=True)
+            if source is None:
+                raise ProblemError(404, "Not Found", "no such webhook source") from None
+            scheme.verify(webhook, source.secrets, now=time.time(), tolerance=tolerance)
+    except SignatureError as exc:
+        WEBHOOKS_RECEIVED.labels(request.app.title, provider, "unauthorized").inc()
+        raise ProblemError(401, "Unauthorized", f"webhook signature: {exc}") from exc
+    return source, webhook
+
+
+def _view(row: Any) -> DeliveryView:
+    return DeliveryView(**{k: v for k, v in row.items() if k in DeliveryView.model_fields})

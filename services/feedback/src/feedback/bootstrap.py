@@ -20,36 +20,38 @@ from prodops.events import (
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import webhook_routers
+from prodops.webhooks import Intake, webhook_routers
 
 IMPORT_PATH = "/v1/feedback/import"
-
-SPEC = ServiceSpec(
-    name="feedback",
-    description="Customer feedback from support desks and any tool, with accounts and links.",
-    routers=[
-        # The import route first: `/v1/feedback/import` must not be read as a feedback id.
-        imports.router,
-        router,
-        accounts.router,
-        sources_router(providers=PROVIDERS),
-        *webhook_routers(providers=PROVIDERS, normalize=normalize_delivery),
-    ],
-    emits=[
-        FeedbackReceived,
-        FeedbackUpdated,
-        FeedbackLinked,
-        FeedbackUnlinked,
-        FeedbackMerged,
-        FeedbackDeleted,
-        AccountUpserted,
-    ],
-    consumers=consumers,
-    # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
-    unlimited_body_paths=[IMPORT_PATH],
-)
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The feedback app for these settings."""
-    return create_service_app(settings, SPEC)
+    # Each app stores and normalises its own deliveries.
+    intake = Intake(normalize_delivery)
+    spec = ServiceSpec(
+        name="feedback",
+        description="Customer feedback from support desks and any tool, with accounts and links.",
+        routers=[
+            # The import route first: `/v1/feedback/import` must not be read as a feedback id.
+            imports.router,
+            router,
+            accounts.router,
+            sources_router(providers=PROVIDERS),
+            *webhook_routers(providers=PROVIDERS, intake=intake),
+        ],
+        emits=[
+            FeedbackReceived,
+            FeedbackUpdated,
+            FeedbackLinked,
+            FeedbackUnlinked,
+            FeedbackMerged,
+            FeedbackDeleted,
+            AccountUpserted,
+        ],
+        consumers=consumers,
+        # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
+        unlimited_body_paths=[IMPORT_PATH],
+        background=intake.loops,
+    )
+    return create_service_app(settings, spec)

@@ -18,7 +18,7 @@ from prodops.events import (
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import webhook_routers
+from prodops.webhooks import Intake, webhook_routers
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
 from roadmap.tracker import PROVIDERS, delivery_normalizer
@@ -38,7 +38,7 @@ EMITS: list[type[EventData]] = [
 def create_app(settings: Settings) -> FastAPI:
     """The roadmap app for these settings."""
     # The normaliser reads GitLab milestone titles with tokens these settings' key unseals.
-    normalize = delivery_normalizer(MilestoneTitles(settings))
+    intake = Intake(delivery_normalizer(MilestoneTitles(settings)))
     spec = ServiceSpec(
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
@@ -50,8 +50,9 @@ def create_app(settings: Settings) -> FastAPI:
             tracker_api.router,
             sources_router(providers=PROVIDERS),
             source_access.router,
-            *webhook_routers(providers=PROVIDERS, normalize=normalize),
+            *webhook_routers(providers=PROVIDERS, intake=intake),
         ],
         emits=EMITS,
+        background=intake.loops,
     )
     return create_service_app(settings, spec)

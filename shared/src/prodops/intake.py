@@ -1,0 +1,269 @@
+"""Verified deliveries stored by group commit, then normalised in order in the background.
+
+A webhook request only waits for its delivery to be durable (design.md §4: "normalisation may
+run in the same transaction or after"). Concurrent requests are stored together: one writer
+inserts everything that arrived while the previous insert was in flight, in one statement, and
+answers each request once that statement has committed. The normaliser then maps stored
+deliveries in arrival order, a batch per transaction, under a lock that makes one process at a
+time do it, so two replicas never apply one issue's updates out of order. A delivery left
+`received` by a stopped process is found by the next poll of any replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+
+from prodops.db import Connection, Pool
+from prodops.problems import ProblemError
+from prodops.settings import Settings
+from prodops.wakeup import woken_or_timed_out
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["processed", "ignored", "failed"]
+Status = Literal["received", "processed", "ignored", "failed"]
+
+# Most rows in one insert, and most deliveries normalised in one transaction.
+WRITE_BATCH = 500
+NORMALISE_BATCH = 200
+
+_INSERT = """
+INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                     $7::bytea[])
+ON CONFLICT (source_id, delivery_key) DO NOTHING
+RETURNING id
+"""
+# One normaliser at a time per service schema (feedback and roadmap share a database).
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('webhook-normaliser:' || current_schema()))"
+_CLAIM = """
+SELECT id, workspace, source_id, provider, event_type, body, received_at
+FROM webhook_delivery WHERE status = 'received'
+ORDER BY received_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+_SCOPE = "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)"
+_UNSCOPE = "SELECT set_config('prodops.workspace', '', true), set_config('role', 'none', true)"
+_SETTLE = """
+UPDATE webhook_delivery d SET status = s.status, error = s.error, processed_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s (id, status, error) WHERE d.id = s.id
+"""
+NamedLoop = tuple[str, Coroutine[Any, Any, None]]
+_STATUS = "SELECT status FROM webhook_delivery WHERE id = $1"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A stored delivery, as the service's normaliser sees it."""
+
+    id: UUID
+    workspace: str
+    source_id: UUID
+    provider: str
+    event_type: str
+    body: bytes
+    received_at: datetime
+
+
+# Writes the domain rows of a delivery in the caller's transaction; False means "not a type this
+# service acts on" (stored as `ignored`). Raising stores the delivery as `failed`.
+Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A verified delivery to store."""
+
+    id: UUID
+    workspace: str
+    source_id: UUID
+    provider: str
+    delivery_key: str
+    event_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    delivery: NewDelivery
+    stored: asyncio.Future[bool]
+
+
+class Intake:
+    """The group-committing writer and the normaliser of one service's webhook deliveries."""
+
+    def __init__(self, normalize: Normalizer) -> None:
+        self.normalize = normalize
+        self._pool: Pool | None = None
+        self._stopped = False
+        self._pending: list[_Pending] = []
+        self._arrived = asyncio.Event()
+        self._stored = asyncio.Event()
+        self._settled: dict[UUID, asyncio.Future[Status]] = {}
+
+    def loops(
+        self, pool: Pool, settings: Settings
+    ) -> Sequence[tuple[str, Coroutine[Any, Any, None]]]:
+        """The writer and the normaliser, to run for the service's lifetime."""
+        self._pool = pool
+        return [
+            ("webhook-writer", self._write_forever(pool)),
+            ("webhook-normaliser", self._normalise_forever(pool, settings)),
+        ]
+
+    async def store(self, delivery: NewDelivery) -> bool:
+        """Store a delivery durably; False when its (source, key) was stored before."""
+        if self._pool is None:
+            raise RuntimeError("the webhook intake is not running")
+        if self._stopped:
+            raise ProblemError(503, "Service Unavailable", "the service is stopping")
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(delivery, stored))
+        self._arrived.set()
+        return await stored
+
+    async def settled(self, pool: Pool, delivery_id: UUID, *, within: float) -> Status:
+        """The delivery's status once normalised, or `received` if that takes over `within` s."""
+        waiter = self._settled.get(delivery_id)
+        if waiter is None:
+            waiter = self._settled[delivery_id] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        try:
+            while True:
+                # Another replica may normalise it: look at the row now and then.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(0.25, max(0.0, deadline - loop.time()))):
+                        return await asyncio.shield(waiter)
+                status: Status | None = await pool.fetchval(_STATUS, delivery_id)
+                if status is None or status != "received" or loop.time() >= deadline:
+                    return status or "received"
+        finally:
+            self._settled.pop(delivery_id, None)
+
+    async def _write_forever(self, pool: Pool) -> None:
+        try:
+            while True:
+                await self._arrived.wait()
+                self._arrived.clear()
+                batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
+                if self._pending:
+                    self._arrived.set()
+                await self._write(pool, batch)
+        finally:
+            self._stopped = True
+            stopping = ProblemError(503, "Service Unavailable", "the service is stopping")
+            for pending in self._pending:
+                if not pending.stored.done():
+                    pending.stored.set_exception(stopping)
+            self._pending = []
+
+    async def _write(self, pool: Pool, batch: list[_Pending]) -> None:
+        try:
+            inserted = await _insert(pool, [p.delivery for p in batch])
+        except Exception as exc:  # noqa: BLE001 - one bad row must not fail the others
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+            else:
+                for pending in batch:
+                    await self._write(pool, [pending])
+            return
+        for pending in batch:
+            if not pending.stored.done():
+                pending.stored.set_result(pending.delivery.id in inserted)
+        if inserted:
+            self._stored.set()
+
+    async def _normalise_forever(self, pool: Pool, settings: Settings) -> None:
+        while True:
+            self._stored.clear()
+            try:
+                while await self.normalise_batch(pool, settings) == NORMALISE_BATCH:
+                    pass
+            except Exception:
+                log.exception("normalising stored deliveries failed; trying again")
+            await woken_or_timed_out(self._stored, settings.webhook_normalise_poll_seconds)
+
+    async def normalise_batch(self, pool: Pool, settings: Settings) -> int:
+        """Normalise the oldest stored deliveries in one transaction; how many there were."""
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(_LOCK)
+            rows = await conn.fetch(_CLAIM, NORMALISE_BATCH)
+            if not rows:
+                return 0
+            deliveries = [Delivery(**dict(row.items())) for row in rows]
+            try:
+                # Fast: all in one savepoint. A mapper failing sends the batch to the careful
+                # pass, a savepoint per delivery, so only the failing ones are kept `failed`.
+                async with conn.transaction():
+                    outcomes = await self._apply(conn, deliveries, settings, careful=False)
+            except Exception:  # noqa: BLE001 - the careful pass records which one failed
+                outcomes = await self._apply(conn, deliveries, settings, careful=True)
+            await conn.execute(_UNSCOPE)
+            await conn.execute(
+                _SETTLE,
+                [d.id for d in deliveries],
+                [status for status, _ in outcomes],
+                [error for _, error in outcomes],
+            )
+        for delivery, (status, _) in zip(deliveries, outcomes, strict=True):
+            waiter = self._settled.get(delivery.id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(status)
+        return len(rows)
+
+    async def _apply(
+        self, conn: Connection, deliveries: list[Delivery], settings: Settings, *, careful: bool
+    ) -> list[tuple[Outcome, str | None]]:
+        outcomes: list[tuple[Outcome, str | None]] = []
+        scope: str | None = None
+        for delivery in deliveries:
+            if delivery.workspace != scope:
+                scope = delivery.workspace
+                await conn.execute(_SCOPE, scope, settings.app_role)
+            if not careful:
+                handled = await self.normalize(conn, delivery)
+                outcomes.append(("processed" if handled else "ignored", None))
+                continue
+            try:
+                async with conn.transaction():
+                    handled = await self.normalize(conn, delivery)
+            except Exception as exc:  # noqa: BLE001 - any mapper failure is kept with its error
+                log.warning(
+                    "delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc
+                )
+                outcomes.append(("failed", f"{type(exc).__name__}: {exc}"))
+            else:
+                outcomes.append(("processed" if handled else "ignored", None))
+        return outcomes
+
+
+async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            _INSERT,
+            [d.id for d in deliveries],
+            [d.workspace for d in deliveries],
+            [d.source_id for d in deliveries],
+            [d.provider for d in deliveries],
+            [d.delivery_key for d in deliveries],
+            [d.event_type for d in deliveries],
+            [d.body for d in deliveries],
+        )
+    return {row["id"] for row in rows}
+
+
+def _fail(pending: _Pending, exc: Exception) -> None:
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        # The source was deleted after this process last read it.
+        exc = ProblemError(404, "Not Found", "no such webhook source")
+    if not pending.stored.done():
+        pending.stored.set_exception(exc)

@@ -1,0 +1,216 @@
+"""Deliveries stored by group commit and normalised after, in order: the intake's guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from prodops.db import Pool, create_pool
+from prodops.intake import Intake, NewDelivery
+from prodops.problems import ProblemError
+from prodops.settings import Settings
+from support import auth
+from webhook_kit import MAPPED, Mapper, register, settled, signed, webhook_app
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[Pool]:
+    pool = await create_pool(settings, schema="feedback")
+    await pool.execute(MAPPED)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def mapper() -> Mapper:
+    return Mapper(record=True)
+
+
+@pytest.fixture
+async def app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIterator[FastAPI]:
+    async with webhook_app(settings, pool, mapper) as app:
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield http
+
+
+async def _post(client: httpx.AsyncClient, url: str, secret: str, key: str, kind: str = "t") -> Any:
+    body, headers = signed(secret, {"id": key, "type": kind})
+    return await client.post(url, content=body, headers=headers)
+
+
+async def test_concurrent_deliveries_are_stored_together_each_once(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    url, secret = source["webhook_url"], source["secret"]
+    keys = [f"c-{n}" for n in range(60)] + ["same"] * 10
+    answers = await asyncio.gather(*(_post(client, url, secret, key) for key in keys))
+    statuses = [(a.status_code, a.json()["status"]) for a in answers]
+    assert statuses.count((202, "received")) == 61
+    assert statuses.count((200, "duplicate")) == 9
+    admin = auth(settings, workspace, "admin")
+    for answer in answers:
+        if answer.status_code == 202:
+            assert (await settled(client, admin, answer.json()["id"]))["status"] == "processed"
+    stored = await pool.fetch(
+        "SELECT delivery_key FROM webhook_delivery WHERE workspace = $1", workspace
+    )
+    assert sorted(r["delivery_key"] for r in stored) == sorted(set(keys))
+    mine = [d.body for d in mapper.seen if d.workspace == workspace]
+    assert sorted(mine) == sorted(set(mine)) and len(mine) == 61
+
+
+async def test_a_delivery_that_fails_to_map_fails_alone_and_its_writes_are_undone(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    url, secret = source["webhook_url"], source["secret"]
+    kinds = ["t"] * 10 + ["poison"] + ["t"] * 10
+    answers = await asyncio.gather(
+        *(_post(client, url, secret, f"p-{n}", kind) for n, kind in enumerate(kinds))
+    )
+    admin = auth(settings, workspace, "admin")
+    views = [await settled(client, admin, a.json()["id"]) for a in answers]
+    assert [v["status"] for v in views] == [
+        "failed" if k == "poison" else "processed" for k in kinds
+    ]
+    assert "cannot map this payload" in views[10]["error"]
+    mapped = {r["id"] for r in await pool.fetch("SELECT id FROM webhook_kit_mapped")}
+    processed = {uuid.UUID(v["id"]) for v in views if v["status"] == "processed"}
+    assert processed <= mapped
+    assert uuid.UUID(views[10]["id"]) not in mapped  # written, then rolled back with its failure
+
+
+async def test_deliveries_are_normalised_in_the_order_they_arrived(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, mapper: Mapper
+) -> None:
+    source = await register(client, settings, workspace)
+    keys = [f"o-{n:02}" for n in range(30)]
+    answers = [await _post(client, source["webhook_url"], source["secret"], k) for k in keys]
+    await settled(client, auth(settings, workspace, "admin"), answers[-1].json()["id"])
+    mine = [d for d in mapper.seen if d.workspace == workspace]
+    assert [d.id for d in mine] == [uuid.UUID(a.json()["id"]) for a in answers]
+
+
+async def test_prefer_wait_answers_the_outcome_and_respond_async_does_not(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    url, secret = source["webhook_url"], source["secret"]
+    cases = [
+        ("wait=10", "processed"),
+        ("respond-async, wait=10", "received"),
+        ("wait=soon", "received"),
+        ("handling=lenient; wait=5", "processed"),
+    ]
+    for n, (prefer, expected) in enumerate(cases):
+        body, headers = signed(secret, {"id": f"w-{n}", "type": "t"})
+        answer = await client.post(url, content=body, headers=headers | {"Prefer": prefer})
+        assert (answer.status_code, answer.json()["status"]) == (202, expected), prefer
+
+
+async def test_a_delivery_left_stored_by_a_stopped_process_is_normalised_by_another(
+    settings: Settings, pool: Pool, workspace: str
+) -> None:
+    stopped = Mapper()
+    async with webhook_app(settings, pool, stopped) as first:
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            source = await register(client, settings, workspace)
+    # What a process that died between the commit and the normaliser leaves behind:
+    await pool.execute(
+        "INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, "
+        "event_type, body) VALUES ($1, $2, $3, 'signed', 'left', 't', $4)",
+        uuid.uuid4(),
+        workspace,
+        uuid.UUID(source["id"]),
+        b'{"id": "left", "type": "t"}',
+    )
+    other = Mapper()
+    polling = settings.model_copy(update={"webhook_normalise_poll_seconds": 0.2})
+    async with webhook_app(polling, pool, other):
+        for _ in range(100):
+            if any(d.workspace == workspace for d in other.seen):
+                break
+            await asyncio.sleep(0.05)
+    assert [d.workspace for d in other.seen if d.workspace == workspace] == [workspace]
+    status = await pool.fetchval(
+        "SELECT status FROM webhook_delivery WHERE workspace = $1", workspace
+    )
+    assert status == "processed"
+
+
+async def test_a_replica_with_a_cached_source_follows_a_rotation_and_a_deletion(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    admin = auth(settings, workspace, "admin")
+    async with webhook_app(settings, pool, Mapper()) as replica:
+        transport = httpx.ASGITransport(app=replica)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as other:
+            url = source["webhook_url"]
+            assert (await _post(other, url, source["secret"], "r-1")).status_code == 202
+            rotated = (
+                await client.post(f"/v1/sources/{source['id']}/rotate", headers=admin)
+            ).json()
+            # The replica's cache holds only the old secret; the new one is read on a miss.
+            assert (await _post(other, url, rotated["secret"], "r-2")).status_code == 202
+            assert (await _post(other, url, "forged-secret", "r-3")).status_code == 401
+            assert (await client.delete(f"/v1/sources/{source['id']}", headers=admin)).is_success
+            gone = await _post(other, url, rotated["secret"], "r-4")
+            assert (gone.status_code, gone.headers["content-type"]) == (
+                404,
+                "application/problem+json",
+            )
+    left = await pool.fetchval(
+        "SELECT count(*) FROM webhook_delivery WHERE workspace = $1", workspace
+    )
+    assert left == 0  # deleted with the source, and r-4 never stored
+
+
+async def test_one_delivery_and_its_view_are_confined_to_the_workspace(
+    client: httpx.AsyncClient, settings: Settings, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    answer = await _post(client, source["webhook_url"], source["secret"], "v-1")
+    delivery = answer.json()["id"]
+    mine = await client.get(
+        f"/v1/deliveries/{delivery}", headers=auth(settings, workspace, "admin")
+    )
+    assert (mine.status_code, mine.json()["delivery_key"]) == (200, "v-1")
+    other = auth(settings, f"b-{workspace}"[:60], "admin")
+    for url in (f"/v1/deliveries/{delivery}", f"/v1/deliveries/{uuid.uuid4()}"):
+        missing = await client.get(url, headers=other)
+        assert (missing.status_code, missing.headers["content-type"]) == (
+            404,
+            "application/problem+json",
+        )
+    reader = auth(settings, workspace, "feedback:read")
+    assert (await client.get(f"/v1/deliveries/{delivery}", headers=reader)).status_code == 403
+
+
+async def test_a_stopped_intake_refuses_with_503_rather_than_hang(
+    settings: Settings, pool: Pool, workspace: str
+) -> None:
+    intake = Intake(Mapper())
+    loops = [asyncio.create_task(loop) for _, loop in intake.loops(pool, settings)]
+    await asyncio.sleep(0)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    delivery = NewDelivery(uuid.uuid4(), workspace, uuid.uuid4(), "signed", "k", "t", b"{}")
+    with pytest.raises(ProblemError) as refused:
+        await asyncio.wait_for(intake.store(delivery), 5)
+    assert refused.value.status == 503

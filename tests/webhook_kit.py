@@ -1,0 +1,152 @@
+"""A webhook pipeline of its own for tests: a toy vendor, a normaliser the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+
+from prodops.auth import install_auth
+from prodops.db import Connection, Pool
+from prodops.limits import BodyLimitMiddleware
+from prodops.problems import install_problem_handlers
+from prodops.settings import Settings
+from prodops.sources import sources_router
+from prodops.webhooks import (
+    Delivery,
+    Identity,
+    InboundWebhook,
+    Intake,
+    MalformedWebhookError,
+    SignatureError,
+    webhook_routers,
+)
+from support import auth
+
+
+class Signed:
+    """A vendor that signs the body with hex HMAC-SHA256 in `x-signature`."""
+
+    name = "signed"
+
+    def verify(
+        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
+    ) -> None:
+        offered = webhook.headers.get("x-signature", "")
+        for secret in secrets:
+            expected = hmac.new(secret.encode(), webhook.body, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, offered):
+                return
+        raise SignatureError("no signature matches")
+
+    def identify(self, webhook: InboundWebhook) -> Identity:
+        try:
+            body = orjson.loads(webhook.body)
+            return Identity(str(body["id"]), str(body["type"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MalformedWebhookError("body needs an id and a type") from exc
+
+    def handshake(self, webhook: InboundWebhook) -> Response | None:
+        if webhook.headers.get("x-ping"):
+            return JSONResponse({"pong": True})
+        return None
+
+
+# The table a recording Mapper writes to (in the feedback schema the kit's pool uses).
+MAPPED = """
+CREATE TABLE IF NOT EXISTS feedback.webhook_kit_mapped (id uuid PRIMARY KEY);
+GRANT INSERT, SELECT ON feedback.webhook_kit_mapped TO PUBLIC
+"""
+
+
+@dataclass
+class Mapper:
+    """A normaliser the test controls."""
+
+    seen: list[Delivery] = field(default_factory=list)
+    broken: bool = False
+    # Write each delivery's id to MAPPED, in the normaliser's transaction.
+    record: bool = False
+
+    async def __call__(self, conn: Connection, delivery: Delivery) -> bool:
+        if self.record:
+            await conn.execute("INSERT INTO webhook_kit_mapped (id) VALUES ($1)", delivery.id)
+        if self.broken or orjson.loads(delivery.body)["type"] == "poison":
+            raise ValueError("cannot map this payload")
+        self.seen.append(delivery)
+        return bool(orjson.loads(delivery.body)["type"] != "unknown")
+
+
+def signed(secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(payload)
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Signature": signature, "Content-Type": "application/json"}
+
+
+@asynccontextmanager
+async def webhook_app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIterator[FastAPI]:
+    """An app of just the webhook pipeline, its writer and normaliser running."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_auth(app, settings)
+    app.state.pool, app.state.settings = pool, settings
+    app.include_router(sources_router(providers={"signed"}))
+    intake = Intake(mapper)
+    for router in webhook_routers(providers={"signed": Signed()}, intake=intake):
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, limit=4096)
+    app.state.intake = intake
+    async with intake_running(intake, pool, settings):
+        yield app
+
+
+@asynccontextmanager
+async def intake_running(intake: Intake, pool: Pool, settings: Settings) -> AsyncIterator[None]:
+    """The intake's writer and normaliser, running for the block (a service's lifespan does it)."""
+    loops = [asyncio.create_task(loop) for _, loop in intake.loops(pool, settings)]
+    try:
+        yield
+    finally:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+
+
+async def register(client: httpx.AsyncClient, settings: Settings, workspace: str) -> dict[str, Any]:
+    answer = await client.post(
+        "/v1/sources",
+        headers=auth(settings, workspace, "admin"),
+        json={"provider": "signed", "name": "Support desk"},
+    )
+    assert answer.status_code == 201, answer.text
+    source: dict[str, Any] = answer.json()
+    return source
+
+
+WAIT = {"Prefer": "wait=10"}
+
+
+async def settled(client: httpx.AsyncClient, admin: dict[str, str], delivery_id: str) -> Any:
+    """The delivery once normalised in the background."""
+    for _ in range(200):
+        view = (await client.get(f"/v1/deliveries/{delivery_id}", headers=admin)).json()
+        if view["status"] != "received":
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"delivery {delivery_id} was never normalised")
+
+
+async def deliveries(pool: Pool, workspace: str) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM webhook_delivery WHERE workspace = $1", workspace
+    )
+    return count
