@@ -74,12 +74,15 @@ class Tracker:
         self.client, self.provider = client, provider
         self.url, self.secret = source["webhook_url"], source["secret"]
 
-    async def send(self, payload: dict[str, Any], event: str = "", delivery: str = "") -> str:
-        """POST one signed delivery; returns the pipeline's status for it."""
+    async def send(
+        self, payload: dict[str, Any], event: str = "", delivery: str = "", *, wait: bool = True
+    ) -> str:
+        """POST one signed delivery; returns the pipeline's status for it (`wait`: normalised)."""
         body = orjson.dumps(payload)
         delivery = delivery or str(uuid.uuid4())
         headers = {"Content-Type": "application/json", **self._headers(body, event, delivery)}
-        headers["Prefer"] = "wait=10"  # answer with the outcome of normalising it
+        if wait:
+            headers["Prefer"] = "wait=10"  # answer with the outcome of normalising it
         answer = await self.client.post(self.url, content=body, headers=headers)
         assert answer.status_code in {200, 202}, answer.text
         status: str = answer.json()["status"]
@@ -110,6 +113,10 @@ async def _tracker(
     )
     assert answer.status_code == 201, answer.text
     return Tracker(client, provider, answer.json())
+
+
+NORMALISER_LOCK = "SELECT pg_advisory_lock(hashtext('webhook-normaliser:roadmap'))"
+NORMALISER_UNLOCK = "SELECT pg_advisory_unlock(hashtext('webhook-normaliser:roadmap'))"
 
 
 def _github_issue(action: str = "opened", **changes: Any) -> dict[str, Any]:
@@ -342,3 +349,43 @@ def test_gitlab_keeps_its_unsent_milestone_and_jira_its_unknown_fields_but_githu
     assert (after["github"]["milestone"], after["github"]["labels"]) == (None, [])
     assert (after["gitlab"]["milestone"], after["gitlab"]["labels"]) == ("LAUNCH-1", [])
     assert (after["jira"]["milestone"], after["jira"]["labels"]) == ("LAUNCH-1", ["x"])
+
+
+async def test_one_batch_of_two_workspaces_applies_in_order_and_a_bad_delivery_fails_alone(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    other = f"b-{workspace}"[:60]
+    trackers = [await _tracker(client, settings, ws) for ws in (workspace, other)]
+    blocker, milestone = _labels("blocker"), {"title": "LAUNCH-1"}
+    steps = [
+        _github_issue("opened"),
+        _github_issue("labeled", labels=blocker) | {"label": {"name": "blocker"}},
+        _github_issue("milestoned", labels=blocker, milestone=milestone),
+        _github_issue("closed", labels=blocker, milestone=milestone, state="closed"),
+    ]
+    async with pool.acquire() as holder:
+        # Holding the normaliser's lock makes everything below wait for one batch.
+        await holder.execute(NORMALISER_LOCK)
+        try:
+            for n, payload in enumerate(steps):  # interleaved across the two workspaces
+                for tracker in trackers:
+                    assert await tracker.send(payload, "issues", wait=False) == "received"
+                if n == 1:  # a delivery the mapper cannot handle, in the middle
+                    sent = await trackers[0].send({"action": "opened"}, "issues", wait=False)
+                    assert sent == "received"
+        finally:
+            await holder.execute(NORMALISER_UNLOCK)
+    assert await trackers[1].send(_github_issue("reopened"), "issues") == "processed"
+    for ws in (workspace, other):
+        events = await _tracker_events(settings, ws)
+        changes = [(data["version"], data["blocker"], data["state"]) for _, data in events]
+        assert changes[:4] == [
+            (1, False, "open"),
+            (2, True, "open"),
+            (3, True, "open"),
+            (4, False, "closed"),
+        ]
+    failed = await client.get(
+        "/v1/deliveries?status=failed", headers=auth(settings, workspace, "admin")
+    )
+    assert [d["event_type"] for d in failed.json()["items"]] == ["issues.opened"]

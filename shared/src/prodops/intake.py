@@ -22,7 +22,9 @@ from uuid import UUID
 
 import asyncpg
 
+from prodops import outbox
 from prodops.db import Connection, Pool
+from prodops.events import Event
 from prodops.problems import ProblemError
 from prodops.settings import Settings
 from prodops.wakeup import woken_or_timed_out
@@ -200,14 +202,18 @@ class Intake:
             if not rows:
                 return 0
             deliveries = [Delivery(**dict(row.items())) for row in rows]
+            events: list[Event] = []
             try:
                 # Fast: all in one savepoint. A mapper failing sends the batch to the careful
                 # pass, a savepoint per delivery, so only the failing ones are kept `failed`.
                 async with conn.transaction():
-                    outcomes = await self._apply(conn, deliveries, settings, careful=False)
+                    outcomes = await self._apply(conn, deliveries, settings, events, careful=False)
             except Exception:  # noqa: BLE001 - the careful pass records which one failed
-                outcomes = await self._apply(conn, deliveries, settings, careful=True)
+                events.clear()
+                outcomes = await self._apply(conn, deliveries, settings, events, careful=True)
             await conn.execute(_UNSCOPE)
+            # The batch's events in one write, as the owner: they span workspaces.
+            await outbox.add(conn, *events)
             await conn.execute(
                 _SETTLE,
                 [d.id for d in deliveries],
@@ -221,8 +227,15 @@ class Intake:
         return len(rows)
 
     async def _apply(
-        self, conn: Connection, deliveries: list[Delivery], settings: Settings, *, careful: bool
+        self,
+        conn: Connection,
+        deliveries: list[Delivery],
+        settings: Settings,
+        events: list[Event],
+        *,
+        careful: bool,
     ) -> list[tuple[Outcome, str | None]]:
+        """Normalise each delivery in order; the events they emit are added to `events`."""
         outcomes: list[tuple[Outcome, str | None]] = []
         scope: str | None = None
         for delivery in deliveries:
@@ -230,12 +243,16 @@ class Intake:
                 scope = delivery.workspace
                 await conn.execute(_SCOPE, scope, settings.app_role)
             if not careful:
-                handled = await self.normalize(conn, delivery)
+                with outbox.deferred() as emitted:
+                    handled = await self.normalize(conn, delivery)
+                events += emitted
                 outcomes.append(("processed" if handled else "ignored", None))
                 continue
             try:
-                async with conn.transaction():
-                    handled = await self.normalize(conn, delivery)
+                with outbox.deferred() as emitted:
+                    async with conn.transaction():
+                        handled = await self.normalize(conn, delivery)
+                events += emitted
             except Exception as exc:  # noqa: BLE001 - any mapper failure is kept with its error
                 log.warning(
                     "delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -54,8 +56,27 @@ _PURGE = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - $1:
 _UNSENT = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
 
 
+# Inside `deferred()`, `add` collects instead of writing: the caller writes them all at once.
+_DEFERRED: ContextVar[list[Event] | None] = ContextVar("outbox_deferred", default=None)
+
+
+@contextmanager
+def deferred() -> Iterator[list[Event]]:
+    """Collect the events `add` is given in the block, in order, for one write by the caller."""
+    events: list[Event] = []
+    token = _DEFERRED.set(events)
+    try:
+        yield events
+    finally:
+        _DEFERRED.reset(token)
+
+
 async def add(conn: Connection, *events: Event) -> None:
     """Write events in the caller's transaction; they are published once it commits."""
+    collecting = _DEFERRED.get()
+    if collecting is not None:
+        collecting.extend(events)
+        return
     if not events:
         return
     # The subject is stored without the deployment's prefix, which the relay adds.

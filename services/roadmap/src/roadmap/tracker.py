@@ -222,7 +222,9 @@ async def upsert_tracker_issue(
         values = [fields[name] for name in sql.MUTABLE_FIELDS]
         row = await conn.fetchrow(sql.INSERT_ISSUE, new_id(), *ident, *values)
         if row is not None:
-            await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
+            await _sync_convention_links(
+                conn, workspace, row["id"], snapshot.provider, fields, new=True
+            )
             issue = await _announce(conn, workspace, row["id"])
             await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
             return issue
@@ -262,14 +264,23 @@ async def _delete(conn: Connection, workspace: str, row: Any) -> None:
 
 
 async def _sync_convention_links(
-    conn: Connection, workspace: str, issue_id: UUID, provider: str, fields: Mapping[str, Any]
+    conn: Connection,
+    workspace: str,
+    issue_id: UUID,
+    provider: str,
+    fields: Mapping[str, Any],
+    *,
+    new: bool = False,
 ) -> None:
+    """Make the issue's convention links what its fields name (`new`: it has none yet)."""
     items, launches = convention_keys(provider, fields)
     if provider == "jira" and fields["parent_key"]:
         inherited = await _parent_item_keys(conn, workspace, fields["parent_key"])
         items = list(dict.fromkeys([*items, *inherited]))
-    await conn.execute(sql.DELETE_STALE_CONVENTION_LINKS, issue_id, items, launches)
-    await conn.execute(sql.INSERT_CONVENTION_LINKS, workspace, issue_id, items, launches)
+    if not new:
+        await conn.execute(sql.DELETE_STALE_CONVENTION_LINKS, issue_id, items, launches)
+    if items or launches:
+        await conn.execute(sql.INSERT_CONVENTION_LINKS, workspace, issue_id, items, launches)
 
 
 def own_item_keys(links: Sequence[Mapping[str, Any]]) -> list[str]:
