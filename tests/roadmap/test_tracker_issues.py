@@ -26,6 +26,7 @@ from prodops.webhooks import Intake, webhook_routers
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker import PROVIDERS, merged_fields, normalize_delivery
 from roadmap.tracker_api import router
+from roadmap.tracker_bulk import normalize_many
 from support import auth, emitted
 from webhook_kit import intake_running
 
@@ -56,7 +57,7 @@ async def client(settings: Settings, pool: Pool) -> AsyncIterator[httpx.AsyncCli
     app.state.pool, app.state.settings = pool, settings
     app.include_router(router)
     app.include_router(sources_router(providers=PROVIDERS))
-    intake = Intake(normalize_delivery)
+    intake = Intake(normalize_delivery, normalize_many)
     for webhooks in webhook_routers(providers=PROVIDERS, intake=intake):
         app.include_router(webhooks)
     transport = httpx.ASGITransport(app=app)

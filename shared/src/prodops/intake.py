@@ -78,6 +78,9 @@ class Delivery:
 # Writes the domain rows of a delivery in the caller's transaction; False means "not a type this
 # service acts on" (stored as `ignored`). Raising stores the delivery as `failed`.
 Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
+# The same for one workspace's deliveries at once, in order, with the same result as `Normalizer`
+# on each in turn; raising sends the batch one delivery at a time, to find the failing one.
+ManyNormalizer = Callable[[Connection, Sequence[Delivery]], Awaitable[list[bool]]]
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ class _Pending:
 class Intake:
     """The group-committing writer and the normaliser of one service's webhook deliveries."""
 
-    def __init__(self, normalize: Normalizer) -> None:
+    def __init__(self, normalize: Normalizer, normalize_many: ManyNormalizer | None = None) -> None:
         self.normalize = normalize
+        self.normalize_many = normalize_many
         self._pool: Pool | None = None
         self._stopped = False
         self._pending: list[_Pending] = []
@@ -236,6 +240,8 @@ class Intake:
         careful: bool,
     ) -> list[tuple[Outcome, str | None]]:
         """Normalise each delivery in order; the events they emit are added to `events`."""
+        if not careful and self.normalize_many is not None:
+            return await self._apply_many(conn, deliveries, settings, events, self.normalize_many)
         outcomes: list[tuple[Outcome, str | None]] = []
         scope: str | None = None
         for delivery in deliveries:
@@ -260,6 +266,28 @@ class Intake:
                 outcomes.append(("failed", f"{type(exc).__name__}: {exc}"))
             else:
                 outcomes.append(("processed" if handled else "ignored", None))
+        return outcomes
+
+    async def _apply_many(
+        self,
+        conn: Connection,
+        deliveries: list[Delivery],
+        settings: Settings,
+        events: list[Event],
+        normalize_many: ManyNormalizer,
+    ) -> list[tuple[Outcome, str | None]]:
+        """Each workspace's deliveries at once, in order (workspaces are independent)."""
+        by_workspace: dict[str, list[int]] = {}
+        for index, delivery in enumerate(deliveries):
+            by_workspace.setdefault(delivery.workspace, []).append(index)
+        outcomes: list[tuple[Outcome, str | None]] = [("ignored", None)] * len(deliveries)
+        for workspace, indexes in by_workspace.items():
+            await conn.execute(_SCOPE, workspace, settings.app_role)
+            with outbox.deferred() as emitted:
+                handled = await normalize_many(conn, [deliveries[i] for i in indexes])
+            events += emitted
+            for index, named in zip(indexes, handled, strict=True):
+                outcomes[index] = ("processed" if named else "ignored", None)
         return outcomes
 
 

@@ -22,6 +22,7 @@ from prodops.webhooks import Intake, webhook_routers
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
 from roadmap.tracker import PROVIDERS, delivery_normalizer
+from roadmap.tracker_bulk import many_normalizer
 
 EMITS: list[type[EventData]] = [
     ObjectiveUpserted,
@@ -38,7 +39,8 @@ EMITS: list[type[EventData]] = [
 def create_app(settings: Settings) -> FastAPI:
     """The roadmap app for these settings."""
     # The normaliser reads GitLab milestone titles with tokens these settings' key unseals.
-    intake = Intake(delivery_normalizer(MilestoneTitles(settings)))
+    milestones = MilestoneTitles(settings)
+    intake = Intake(delivery_normalizer(milestones), many_normalizer(milestones))
     spec = ServiceSpec(
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",

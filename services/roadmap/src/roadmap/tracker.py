@@ -35,6 +35,7 @@ from prodops.webhooks import Delivery, Normalizer, Provider
 from roadmap import tracker_sql as sql
 from roadmap.domain import TrackerIssueSnapshot, TrackerName, item_keys_from_labels
 from roadmap.gitlab_milestones import MilestoneTitles
+from roadmap.tracker_links import Links, as_rows, read_links, sync_convention_links
 from roadmap.webhooks import Snapshots, github, gitlab, jira, linear
 
 SERVICE = "roadmap"
@@ -135,6 +136,16 @@ async def normalize_delivery(
     conn: Connection, delivery: Delivery, *, milestones: MilestoneTitles | None = None
 ) -> bool:
     """Apply one stored tracker delivery to its issues; False when it names none."""
+    found = await snapshots_of(conn, delivery, milestones)
+    for snapshot in found:
+        await upsert_tracker_issue(conn=conn, workspace=delivery.workspace, snapshot=snapshot)
+    return bool(found)
+
+
+async def snapshots_of(
+    conn: Connection, delivery: Delivery, milestones: MilestoneTitles | None
+) -> list[TrackerIssueSnapshot]:
+    """The issue snapshots a stored delivery carries (GitLab milestones titled)."""
     payload = orjson.loads(delivery.body)
     found = _SNAPSHOTS[delivery.provider](delivery.event_type, payload)
     if milestones is not None and delivery.provider == "gitlab":
@@ -146,9 +157,7 @@ async def normalize_delivery(
             payload=payload,
             found=found,
         )
-    for snapshot in found:
-        await upsert_tracker_issue(conn=conn, workspace=delivery.workspace, snapshot=snapshot)
-    return bool(found)
+    return found
 
 
 def is_blocker(state: str, labels: list[str], priority: str) -> bool:
@@ -222,10 +231,8 @@ async def upsert_tracker_issue(
         values = [fields[name] for name in sql.MUTABLE_FIELDS]
         row = await conn.fetchrow(sql.INSERT_ISSUE, new_id(), *ident, *values)
         if row is not None:
-            await _sync_convention_links(
-                conn, workspace, row["id"], snapshot.provider, fields, new=True
-            )
-            issue = await _announce(conn, workspace, row["id"])
+            links = await _sync_convention_links(conn, workspace, row, fields, {})
+            issue = await announce_row(conn, workspace, row, links)
             await _refresh_children(conn, workspace, row["provider"], row["key"], row["id"])
             return issue
     raise RuntimeError(f"tracker issue {snapshot.key!r} kept changing; replay the delivery")
@@ -239,16 +246,15 @@ async def _apply(
         await _delete(conn, workspace, row)
         return None
     fields = merged_fields(row, snapshot)
-    before = await _link_keys(conn, row["id"])
-    await _sync_convention_links(conn, workspace, row["id"], snapshot.provider, fields)
-    after = await _link_keys(conn, row["id"])
+    before = await read_links(conn, row["id"])
+    after = await _sync_convention_links(conn, workspace, row, fields, before)
     unchanged = all(row[name] == fields[name] for name in sql.MUTABLE_FIELDS)
-    if unchanged and after == before:
-        return await get_tracker_issue(conn=conn, issue_id=row["id"])
+    if unchanged and after.keys() == before.keys():
+        return None if row["deleted"] else _viewed(row, after)
     values = [fields[name] for name in sql.MUTABLE_FIELDS]
-    await conn.execute(sql.UPDATE_ISSUE, row["id"], *values)
-    issue = await _announce(conn, workspace, row["id"])
-    if after != before or fields["key"] != row["key"]:
+    updated = await conn.fetchrow(sql.UPDATE_ISSUE, row["id"], *values)
+    issue = await announce_row(conn, workspace, updated, after)
+    if after.keys() != before.keys() or fields["key"] != row["key"]:
         await _refresh_children(conn, workspace, row["provider"], fields["key"], row["id"])
     return issue
 
@@ -264,23 +270,21 @@ async def _delete(conn: Connection, workspace: str, row: Any) -> None:
 
 
 async def _sync_convention_links(
-    conn: Connection,
-    workspace: str,
-    issue_id: UUID,
-    provider: str,
-    fields: Mapping[str, Any],
-    *,
-    new: bool = False,
-) -> None:
-    """Make the issue's convention links what its fields name (`new`: it has none yet)."""
-    items, launches = convention_keys(provider, fields)
-    if provider == "jira" and fields["parent_key"]:
+    conn: Connection, workspace: str, row: Any, fields: Mapping[str, Any], current: Links
+) -> Links:
+    """Make the issue's convention links what its fields name; returns its links after."""
+    items, launches = convention_keys(row["provider"], fields)
+    if row["provider"] == "jira" and fields["parent_key"]:
         inherited = await _parent_item_keys(conn, workspace, fields["parent_key"])
         items = list(dict.fromkeys([*items, *inherited]))
-    if not new:
-        await conn.execute(sql.DELETE_STALE_CONVENTION_LINKS, issue_id, items, launches)
-    if items or launches:
-        await conn.execute(sql.INSERT_CONVENTION_LINKS, workspace, issue_id, items, launches)
+    return await sync_convention_links(
+        conn,
+        workspace=workspace,
+        issue_id=row["id"],
+        items=items,
+        launches=launches,
+        current=current,
+    )
 
 
 def own_item_keys(links: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -307,15 +311,28 @@ async def _refresh_children(
     for child in await conn.fetch(sql.LOCK_JIRA_CHILDREN, workspace, key):
         if child["id"] == issue_id:
             continue
-        before = await _link_keys(conn, child["id"])
+        before = await read_links(conn, child["id"])
         fields = {name: child[name] for name in sql.MUTABLE_FIELDS}
-        await _sync_convention_links(conn, workspace, child["id"], "jira", fields)
-        await _after_link_change(conn, workspace, child["id"], before)
+        after = await _sync_convention_links(conn, workspace, child, fields, before)
+        if after.keys() != before.keys():
+            bumped = await conn.fetchrow(sql.BUMP_VERSION, child["id"])
+            await announce_row(conn, workspace, bumped, after)
 
 
 async def _link_keys(conn: Connection, issue_id: UUID) -> LinkKeys:
-    rows = await conn.fetch(sql.SELECT_LINKS, issue_id)
-    return [(r["target"], r["target_key"]) for r in rows]
+    return sorted(await read_links(conn, issue_id))
+
+
+def _viewed(row: Any, links: Links) -> TrackerIssue:
+    """The issue as answered, from its row and its links (read under the row's lock)."""
+    return _view({**dict(row.items()), "links": as_rows(links)})
+
+
+async def announce_row(conn: Connection, workspace: str, row: Any, links: Links) -> TrackerIssue:
+    """Emit `tracker_issue.upserted` with the issue's whole current state; the issue."""
+    issue = _viewed(row, links)
+    await _emit(conn, workspace, issue.event())
+    return issue
 
 
 async def _announce(conn: Connection, workspace: str, issue_id: UUID) -> TrackerIssue:

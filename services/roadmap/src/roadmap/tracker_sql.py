@@ -50,7 +50,9 @@ LIMIT 1
 FOR UPDATE
 """
 
-INSERT_ISSUE = """
+# The bulk path inserts only issues it found missing under its lock; a row that appeared since
+# (a replay racing the normaliser) fails the batch, which then goes one delivery at a time.
+INSERT_NEW_ISSUE = """
 INSERT INTO tracker_issue (
     id, workspace, provider, external_id, version,
     key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
@@ -60,8 +62,25 @@ INSERT INTO tracker_issue (
 VALUES ($1, $2, $3, $4, 1,
         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
-ON CONFLICT (workspace, provider, external_id) DO NOTHING
+"""
+
+INSERT_ISSUE = f"""{INSERT_NEW_ISSUE}ON CONFLICT (workspace, provider, external_id) DO NOTHING
 RETURNING *
+"""
+
+LOCK_MANY = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1
+  AND (provider, external_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ORDER BY id
+FOR UPDATE
+"""
+
+SELECT_MANY = "SELECT * FROM tracker_issue WHERE id = ANY($1::uuid[])"
+
+LINKS_OF_MANY = """
+SELECT tracker_issue_id, target, target_key, by FROM tracker_link
+WHERE tracker_issue_id = ANY($1::uuid[])
 """
 
 UPDATE_ISSUE = """
@@ -82,7 +101,7 @@ RETURNING *
 """
 
 SELECT_LINKS = """
-SELECT target, target_key FROM tracker_link
+SELECT target, target_key, by FROM tracker_link
 WHERE tracker_issue_id = $1
 ORDER BY target, target_key
 """
