@@ -214,3 +214,24 @@ async def test_a_stopped_intake_refuses_with_503_rather_than_hang(
     with pytest.raises(ProblemError) as refused:
         await asyncio.wait_for(intake.store(delivery), 5)
     assert refused.value.status == 503
+
+
+async def test_the_database_away_fails_every_waiting_sender_at_once_and_the_writer_lives(
+    settings: Settings, workspace: str
+) -> None:
+    own = await create_pool(settings, schema="feedback")
+    intake = Intake(Mapper())
+    loops = [asyncio.create_task(loop) for _, loop in intake.loops(own, settings)]
+    await own.close()
+    deliveries = [
+        NewDelivery(uuid.uuid4(), workspace, uuid.uuid4(), "signed", f"k-{n}", "t", b"{}")
+        for n in range(5)
+    ]
+    results = await asyncio.wait_for(
+        asyncio.gather(*(intake.store(d) for d in deliveries), return_exceptions=True), 5
+    )
+    assert all(isinstance(r, Exception) and not isinstance(r, ProblemError) for r in results)
+    assert not any(task.done() for task in loops)  # still there for when the database is back
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)

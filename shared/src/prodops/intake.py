@@ -59,6 +59,8 @@ UPDATE webhook_delivery d SET status = s.status, error = s.error, processed_at =
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s (id, status, error) WHERE d.id = s.id
 """
 NamedLoop = tuple[str, Coroutine[Any, Any, None]]
+# What one row can cause (a constraint, a value): the others of its batch are stored one by one.
+_ROW_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
 _STATUS = "SELECT status FROM webhook_delivery WHERE id = $1"
 
 
@@ -156,6 +158,7 @@ class Intake:
             self._settled.pop(delivery_id, None)
 
     async def _write_forever(self, pool: Pool) -> None:
+        batch: list[_Pending] = []
         try:
             while True:
                 await self._arrived.wait()
@@ -165,9 +168,11 @@ class Intake:
                     self._arrived.set()
                 await self._write(pool, batch)
         finally:
+            # Stopping: a batch cut short may or may not have committed; its sender retries
+            # and, if it had, is answered `duplicate`.
             self._stopped = True
             stopping = ProblemError(503, "Service Unavailable", "the service is stopping")
-            for pending in self._pending:
+            for pending in [*batch, *self._pending]:
                 if not pending.stored.done():
                     pending.stored.set_exception(stopping)
             self._pending = []
@@ -175,12 +180,16 @@ class Intake:
     async def _write(self, pool: Pool, batch: list[_Pending]) -> None:
         try:
             inserted = await _insert(pool, [p.delivery for p in batch])
-        except Exception as exc:  # noqa: BLE001 - one bad row must not fail the others
+        except _ROW_ERRORS as exc:
             if len(batch) == 1:
                 _fail(batch[0], exc)
-            else:
-                for pending in batch:
-                    await self._write(pool, [pending])
+                return
+            for pending in batch:  # one bad row must not fail the others
+                await self._write(pool, [pending])
+            return
+        except Exception as exc:  # noqa: BLE001 - the database away: every sender hears it
+            for pending in batch:
+                _fail(pending, exc)
             return
         for pending in batch:
             if not pending.stored.done():
