@@ -7,6 +7,7 @@ event costs what it touches, never a rescan of the workspace's history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,18 +129,65 @@ async def group_share(
 ) -> GroupShare:
     """The weight of a group's distinct accounts, spread over its items, areas and tags."""
     members = await conn.fetch(_GROUP_MEMBERS, ws, group_id)
+    survivor, counted = counted_members(members, group_id, policy, now)
+    if survivor is None or not counted:
+        return GroupShare({}, None)
+    best = heaviest_per_account(counted, policy)
+    accounts = [a for _, a in best.values() if a]
+    arr = {r["external_id"]: r["arr"] for r in await conn.fetch(_ARR, ws, accounts)}
+    items = await conn.fetch(_ITEMS_BY_KEY, ws, survivor["item_keys"])
+    weight = group_weight(best, arr, policy)
+    return spread(survivor, counted, items, weight, policy=policy, now=now)
+
+
+def counted_members(
+    members: Sequence[Any], group_id: UUID, policy: FeedbackWeightPolicy, now: datetime
+) -> tuple[Any, list[Any]]:
+    """A group's survivor and the members that count toward demand now (none when closed)."""
     survivor = next((m for m in members if m["id"] == group_id), None)
     if survivor is None or survivor["status"] != "open":
-        return GroupShare({}, None)
+        return None, []
     counted = [
         m
         for m in members
         if m["status"] == "open" and domain.in_window(m["created_at"], now, policy)
     ]
-    if not counted:
-        return GroupShare({}, None)
-    weight = await _group_weight(conn, ws, counted, policy)
-    items = await conn.fetch(_ITEMS_BY_KEY, ws, survivor["item_keys"])
+    return survivor, counted
+
+
+def heaviest_per_account(
+    counted: Sequence[Any], policy: FeedbackWeightPolicy
+) -> dict[str, tuple[float, str | None]]:
+    """Each account counts once: its heaviest feedback in the group stands for it."""
+    best: dict[str, tuple[float, str | None]] = {}
+    for m in counted:
+        base = domain.feedback_base(m["priority"], m["created_at"], policy)
+        if m["account_key"] not in best or base > best[m["account_key"]][0]:
+            best[m["account_key"]] = (base, m["account_external_id"])
+    return best
+
+
+def group_weight(
+    best: dict[str, tuple[float, str | None]],
+    arr: Mapping[str, float],
+    policy: FeedbackWeightPolicy,
+) -> float:
+    """The group's weight: each account's heaviest base times its account factor."""
+    return sum(
+        base * domain.account_factor(arr.get(a) if a else None, policy) for base, a in best.values()
+    )
+
+
+def spread(
+    survivor: Any,
+    counted: Sequence[Any],
+    items: Sequence[Any],
+    weight: float,
+    *,
+    policy: FeedbackWeightPolicy,
+    now: datetime,
+) -> GroupShare:
+    """A group's weight on its items, their areas and its tags, and when it expires."""
     covering = [i for i in items if _covers(i, now, policy)]
     rows: dict[Key, float] = {("demand", "", ""): weight}
     if covering:
@@ -160,22 +208,6 @@ async def group_share(
     return GroupShare(rows, min(ends))
 
 
-async def _group_weight(
-    conn: Connection, ws: str, counted: list[Any], policy: FeedbackWeightPolicy
-) -> float:
-    # Each account counts once: its heaviest feedback in the group stands for it.
-    best: dict[str, tuple[float, str | None]] = {}
-    for m in counted:
-        base = domain.feedback_base(m["priority"], m["created_at"], policy)
-        if m["account_key"] not in best or base > best[m["account_key"]][0]:
-            best[m["account_key"]] = (base, m["account_external_id"])
-    accounts = [a for _, a in best.values() if a]
-    arr = {r["external_id"]: r["arr"] for r in await conn.fetch(_ARR, ws, accounts)}
-    return sum(
-        base * domain.account_factor(arr.get(a) if a else None, policy) for base, a in best.values()
-    )
-
-
 def _covers(item: Any, now: datetime, policy: FeedbackWeightPolicy) -> bool:
     if item["status"] in COMMITTED:
         return True
@@ -194,8 +226,15 @@ async def item_share(conn: Connection, ws: str, item_id: UUID) -> dict[Key, floa
     if item is None:
         return {}
     active = [str(r["id"]) for r in await conn.fetch(_ACTIVE_OBJECTIVES, ws, item["objective_ids"])]
-    committed = item["status"] in COMMITTED
     demand: float | None = await conn.fetchval(_DEMAND, ws, item["key"])
+    return effort_rows(item_id, item, active, demand)
+
+
+def effort_rows(
+    item_id: UUID, item: Any, active: Sequence[str], demand: float | None
+) -> dict[Key, float]:
+    """An item's effort rows, given its active objectives (by id) and its demand total."""
+    committed = item["status"] in COMMITTED
     effort: float = item["effort"]
     rows: dict[Key, float] = {}
     for scope in ("", item["area"]) if item["area"] else ("",):
