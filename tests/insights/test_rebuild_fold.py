@@ -53,7 +53,7 @@ def test_an_older_version_arriving_late_changes_nothing() -> None:
     first, second = b.item("A", status="idea"), b.item("A", status="in_progress")
     facts = _facts(_folded(second, first))
     assert [i["status"] for i in facts.items.values()] == ["in_progress"]
-    [(version, deleted, _, event_id)] = facts.projection.values()
+    [(version, deleted, event_id)] = facts.projection.values()
     assert (version, deleted, event_id) == (2, False, second.id)
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -31,7 +32,7 @@ from insights import signals_sql as ssql
 from insights.engine import CONSUMER
 from insights.facts import Touch
 from insights.rebuild_events import clear, rebuild_event_by_event
-from insights.replay import Rebuilt, Replay, Row, WorkspaceFacts
+from insights.replay import Applied, Rebuilt, Replay, Row, WorkspaceFacts
 from prodops.db import Connection, Pool, create_pool
 from prodops.events import utcnow
 from prodops.settings import Settings
@@ -40,6 +41,7 @@ __all__ = ["Rebuilt", "rebuild"]
 
 log = logging.getLogger(__name__)
 
+_V1_TOKENS = 9  # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.<pending>
 STALL_SECONDS = 30.0  # the stream delivered nothing for this long: give up
 Spaces = list[tuple[str, WorkspaceFacts]]
 
@@ -70,17 +72,19 @@ async def _rebuild_in_bulk(pool: Pool, js: nats.js.JetStreamContext, settings: S
             # Read after the lock: whatever the live consumer applies from here on waits for us.
             last = (await js.stream_info(settings.stream_name)).state.last_seq
             if last:
-                await read_stream(js, settings, last, replay)
+                await read_stream(conn, js, settings, last, replay)
             await write_facts(conn, replay)
             await derive(conn, replay)
     return replay.report
 
 
 async def read_stream(
-    js: nats.js.JetStreamContext, settings: Settings, last: int, replay: Replay
+    conn: Connection, js: nats.js.JetStreamContext, settings: Settings, last: int, replay: Replay
 ) -> None:
-    """Fold every message up to stream sequence `last` into `replay`."""
+    """Fold every message up to stream sequence `last` into `replay`, staging what it applied."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    more = asyncio.Event()
+    done.add_done_callback(lambda _: more.set())
 
     # A callback, not next_msg(): that one starts a task and a timer for every message.
     async def fold(msg: Msg) -> None:
@@ -88,11 +92,35 @@ async def read_stream(
             return
         try:
             replay.add(msg.data)
-            if msg.metadata.sequence.stream >= last:
+            more.set()
+            if stream_sequence(msg) >= last:
                 done.set_result(None)
         except Exception as exc:  # noqa: BLE001 - raised by the rebuild, not lost in nats-py
             done.set_exception(exc)
 
+    # Written while the stream is read: PostgreSQL parses the states on its own core meanwhile.
+    await conn.execute(sql.STAGE_APPLIED)
+    staged = _drained(replay.applied, more, done)
+    columns = sql.COLUMNS["rebuild_applied"]
+    writing = asyncio.ensure_future(
+        conn.copy_records_to_table("rebuild_applied", records=staged, columns=columns)
+    )
+    try:
+        await _read(js, settings, fold, done, (replay, last))
+    finally:
+        if not done.done():
+            done.cancel()  # ends the staging: the transaction is given up
+        await writing
+
+
+async def _read(
+    js: nats.js.JetStreamContext,
+    settings: Settings,
+    fold: Callable[[Msg], Awaitable[None]],
+    done: asyncio.Future[None],
+    progress: tuple[Replay, int],
+) -> None:
+    replay, last = progress
     sub = await js.subscribe(
         f"{settings.subject_prefix}.>",
         stream=settings.stream_name,
@@ -112,12 +140,32 @@ async def read_stream(
         await sub.unsubscribe()
 
 
+async def _drained(
+    rows: deque[Applied], more: asyncio.Event, done: asyncio.Future[None]
+) -> AsyncIterator[Applied]:
+    while True:
+        while rows:
+            yield rows.popleft()
+        if done.done():
+            return
+        more.clear()
+        await more.wait()
+
+
+def stream_sequence(msg: Msg) -> int:
+    """The message's stream sequence, read off its reply subject without the rest of metadata."""
+    # msg.metadata parses all of it (a timestamp too): a tenth of the time of a raw read.
+    tokens = msg.reply.split(".")
+    if len(tokens) == _V1_TOKENS and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5])
+    return msg.metadata.sequence.stream
+
+
 async def write_facts(conn: Connection, replay: Replay) -> None:
     """The inbox claims, the version gate and every fact table, each in one statement."""
     spaces = sorted(replay.workspaces.items())
-    claims = ((CONSUMER, i, ws, t) for i, (ws, t) in replay.claims.items())
-    await copy(conn, "inbox", claims)
-    await copy(conn, "projection", _projection(spaces))
+    await conn.execute(sql.CLAIM_APPLIED, CONSUMER)
+    await conn.execute(sql.PROJECT_APPLIED)
     await copy(conn, "feedback_fact", _by_id(spaces, "feedback_fact", lambda f: f.feedback))
     await copy(conn, "feedback_item", _rows(spaces, lambda f: f.feedback_items()))
     await copy(conn, "account_fact", _rows(spaces, lambda f: f.accounts.items()))
@@ -187,12 +235,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if paused:
             gc.enable()
-
-
-def _projection(spaces: Spaces) -> Iterator[tuple[Any, ...]]:
-    for ws, facts in spaces:
-        for (aggregate, key), (version, deleted, state, event_id) in facts.projection.items():
-            yield ws, aggregate, key, version, deleted, state, event_id
 
 
 def _rows(spaces: Spaces, of: Callable[[WorkspaceFacts], Iterable[Any]]) -> Any:

@@ -44,7 +44,37 @@ FROM unnest(ARRAY['issue_fact_items', 'issue_fact_launches', 'launch_fact_items'
                   'item_fact_objectives']) AS name
 """
 
+# Every event the rebuild applied, written while the stream is read (replay.Applied): then its
+# claims and the newest state of each aggregate (the last one staged) go in whole.
+STAGE_APPLIED = """
+CREATE TEMPORARY TABLE rebuild_applied (
+    event_id uuid NOT NULL, workspace text NOT NULL, type text NOT NULL,
+    aggregate text, id text, version integer, deleted boolean, state jsonb
+) ON COMMIT DROP
+"""
+CLAIM_APPLIED = """
+INSERT INTO inbox (consumer, event_id, workspace, type)
+SELECT $1, event_id, workspace, type FROM rebuild_applied
+"""
+PROJECT_APPLIED = """
+INSERT INTO projection (workspace, aggregate, id, version, deleted, state, event_id)
+SELECT DISTINCT ON (workspace, aggregate, id) workspace, aggregate, id, version, deleted, state,
+       event_id
+FROM rebuild_applied WHERE aggregate IS NOT NULL
+ORDER BY workspace, aggregate, id, version DESC
+"""
+
 COLUMNS: dict[str, tuple[str, ...]] = {
+    "rebuild_applied": (
+        "event_id",
+        "workspace",
+        "type",
+        "aggregate",
+        "id",
+        "version",
+        "deleted",
+        "state",
+    ),
     "inbox": ("consumer", "event_id", "workspace", "type"),
     "projection": ("workspace", "aggregate", "id", "version", "deleted", "state", "event_id"),
     "feedback_fact": (

@@ -9,6 +9,7 @@ upsert frees its key from any other item or launch, whatever the order of their 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import orjson
 
 from insights.facts import AGGREGATES, account_key
 from prodops.events import (
+    CATALOGUE,
     AccountUpserted,
     Deleted,
     Event,
@@ -34,11 +36,17 @@ from prodops.events import (
     ObjectiveUpserted,
     TrackerIssueDeleted,
     TrackerIssueUpserted,
+    envelope_model,
 )
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+Gate = tuple[str, str, int, bool]  # aggregate, id, version, deleted: a projection row's key
+# An applied event, in stream order: its claim, and its projection row when it was newer then
+# (id, workspace, type, aggregate, aggregate id, version, deleted, state; all None after type).
+Applied = tuple[Any, ...]
+_STALE = (None, None, None, None, None)
 _MAX_VERSION = 2**31 - 1  # projection.version is an integer column
 _NUL = "\\u0000"
 
@@ -61,10 +69,9 @@ class Rebuilt:
 class WorkspaceFacts:
     """One workspace's facts as the live engine would hold them after the same events."""
 
-    # (aggregate, id) -> (version, deleted, state, event id): the version gate and its rows.
-    projection: dict[tuple[str, str], tuple[int, bool, orjson.Fragment, UUID]] = field(
-        default_factory=dict
-    )
+    # (aggregate, id) -> (version, deleted, event id): the version gate (the states it holds
+    # are written as the stream is read: Replay.applied).
+    projection: dict[tuple[str, str], tuple[int, bool, UUID]] = field(default_factory=dict)
     feedback: dict[UUID, Row] = field(default_factory=dict)
     accounts: dict[str, float] = field(default_factory=dict)
     objectives: dict[UUID, Row] = field(default_factory=dict)
@@ -76,16 +83,17 @@ class WorkspaceFacts:
     # Scopes an item event refreshed: the workspace's own alignment exists from then on.
     touched_scopes: set[str] = field(default_factory=set)
 
-    def fold(self, event: Event, data: EventData, state: str) -> None:
-        """Apply one event (`state`: its data as JSON) if it is newer than what is held."""
+    def fold(self, event: Event, data: EventData) -> Gate | None:
+        """Apply one event if it is newer than what is held; returns its projection key then."""
         version: int = data.version  # type: ignore[attr-defined]
         key = (AGGREGATES[event.type], data.aggregate_id())
         held = self.projection.get(key)
         if held is not None and held[0] >= version:
-            return
+            return None
         deleted = isinstance(data, Deleted | FeedbackDeleted)
-        self.projection[key] = (version, deleted, orjson.Fragment(state), event.id)
+        self.projection[key] = (version, deleted, event.id)
         _FOLD[type(data)](self, data)
+        return (*key, version, deleted)
 
     def feedback_items(self) -> Iterator[tuple[UUID, str, datetime, bool, bool]]:
         """The feedback_item rows: one per feedback and item key."""
@@ -96,15 +104,31 @@ class WorkspaceFacts:
 
 @dataclass
 class Replay:
-    """The stream folded so far: each workspace's facts, and the event ids to claim."""
+    """The stream folded so far: each workspace's facts, and the events applied."""
 
     report: Rebuilt = field(default_factory=Rebuilt)
     workspaces: dict[str, WorkspaceFacts] = field(default_factory=dict)
-    claims: dict[UUID, tuple[str, str]] = field(default_factory=dict)  # id -> workspace, type
+    claims: set[UUID] = field(default_factory=set)
+    # Taken (and written) while the stream is still read: the state of each version is kept no
+    # longer than that, and PostgreSQL parses it meanwhile.
+    applied: deque[Applied] = field(default_factory=deque)
 
     def add(self, body: bytes) -> None:
         """Fold one message of the stream, counting it as applied, skipped or failed."""
         self.report.messages += 1
+        decoded = _decoded(body)
+        if decoded is None:
+            self._add_checked(body)
+            return
+        event, raw = decoded
+        if event.id in self.claims:
+            self.report.skipped += 1  # a second copy of one applied already
+            return
+        self._fold(event, event.data, raw)
+
+    def _add_checked(self, body: bytes) -> None:
+        # Step by step, as the live consumer decodes: it tells a bad envelope (counted, as the
+        # live consumer's decode failure) from bad data (logged), and an event not ours.
         try:
             event = Event.from_bytes(body)
         except ValueError:
@@ -115,28 +139,56 @@ class Replay:
             return
         try:
             data = event.parsed()
-            # As text: orjson's bytes keep the whole buffer it wrote them into (kilobytes).
-            state = orjson.dumps(event.data).decode()
-            check_storable(event, data, state)
-        except ValueError:
-            # The live consumer would dead-letter it; the rebuild reports it and goes on.
-            log.exception("rebuild: event %s (%s) could not be applied", event.id, event.type)
-            self.report.failed += 1
+        except ValueError as exc:
+            self._failed(event, exc)
             return
-        self.claims[event.id] = (event.workspace, event.type)
+        self._fold(event, data, event.data)
+
+    def _fold(self, event: Event, data: EventData, raw: dict[str, Any]) -> None:
+        try:
+            # As text: orjson's bytes keep the whole buffer it wrote them into (kilobytes).
+            state = orjson.dumps(raw).decode()
+            check_storable(data, raw, state)
+        except ValueError as exc:
+            self._failed(event, exc)
+            return
+        self.claims.add(event.id)
         facts = self.workspaces.get(event.workspace)
         if facts is None:
             facts = self.workspaces[event.workspace] = WorkspaceFacts()
-        facts.fold(event, data, state)
+        gate = facts.fold(event, data)
+        row = _STALE if gate is None else (*gate, orjson.Fragment(state))
+        self.applied.append((event.id, event.workspace, event.type, *row))
         self.report.applied += 1
 
+    def _failed(self, event: Event, exc: ValueError) -> None:
+        # The live consumer would dead-letter it; the rebuild reports it and goes on.
+        log.error("rebuild: event %s (%s) could not be applied", event.id, event.type, exc_info=exc)
+        self.report.failed += 1
 
-def check_storable(event: Event, data: EventData, state: str) -> None:
+
+# An envelope with its data typed, per type the facts hold: one validation instead of two.
+_TYPED: dict[str, type[Event]] = {t: envelope_model(CATALOGUE[t]) for t in AGGREGATES}
+
+
+def _decoded(body: bytes) -> tuple[Any, dict[str, Any]] | None:
+    """The event with typed data and its raw data; None unless that is all valid and ours."""
+    try:
+        raw = orjson.loads(body)
+        envelope = _TYPED.get(raw["type"]) if type(raw["type"]) is str else None
+        if envelope is None:
+            return None
+        return envelope.model_validate(raw), raw["data"]
+    except (ValueError, TypeError, KeyError):
+        return None  # the careful path tells what is wrong
+
+
+def check_storable(data: EventData, raw: dict[str, Any], state: str) -> None:
     """Raise when the live engine's statements would refuse the event (it fails there too)."""
     version: int = data.version  # type: ignore[attr-defined]
     if version > _MAX_VERSION:
         raise UnstorableEventError(f"version {version} is out of the integer range")
-    if _NUL in state and _has_nul(event.data):
+    if _NUL in state and _has_nul(raw):
         raise UnstorableEventError("text with a NUL character")
     keys = data.item_keys if isinstance(data, FeedbackReceived | FeedbackUpdated) else []
     if len(set(keys)) != len(keys):
