@@ -19,10 +19,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker
 from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
@@ -90,6 +90,15 @@ class _Delivery:
         return int(self.msg.metadata.num_delivered or 1)
 
 
+async def _raw_message(message: NatsMessage) -> Any:
+    """The nats-py message itself, undecoded (the batch decodes it).
+
+    Not `Context("message")` in the handler: FastStream resolves that sync dependency in a
+    worker thread, a thread hop per message, and would also decode the body as JSON for nothing.
+    """
+    return message.raw_message
+
+
 @dataclass
 class EventConsumer:
     """One durable pull consumer of the stream, applying events through `handlers` by type."""
@@ -128,6 +137,7 @@ class EventConsumer:
             ),
             title=f"{self.name}:consume",
             description=f"Durable consumer {self.name} of {s.stream_name}",
+            decoder=_raw_message,
         )
         subscriber(self._enqueue)
         self._subscription = subscriber
@@ -159,8 +169,10 @@ class EventConsumer:
         await self._subscription.start()
         self._subscribed = True
 
-    async def _enqueue(self, message: NatsMessage = Context("message")) -> None:  # noqa: B008
-        await self._queue.put(message.raw_message)
+    async def _enqueue(self, raw: Any) -> None:
+        # `raw` is the nats-py message, as `_raw_message` decodes it: each event is decoded and
+        # validated in the batch, as the inbox claim needs it.
+        await self._queue.put(raw)
 
     async def run(self) -> None:
         """Handle queued messages forever, as many at a time as have arrived (up to a batch)."""
