@@ -5,6 +5,7 @@ Baseline: a bare FastAPI GET answering a small JSON document, same server settin
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from bench import loadgen
@@ -108,5 +109,7 @@ async def run(stack: Stack, options: ReadsOptions, mode: str) -> Report:
         "insights_closed_loop": summary(capacity),
         "baseline_closed_loop": summary(base_capacity),
         "options": options.__dict__,
+        # `prodops serve` reads it from the environment the stack hands every service.
+        "insights_server_processes": int(os.environ.get("PRODOPS_HTTP_WORKERS", "1")),
     }
     return report

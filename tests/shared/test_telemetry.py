@@ -101,6 +101,16 @@ async def test_request_is_traced_as_a_server_span_named_by_route(
     assert server.name == "GET /items/{item_id}"
 
 
+async def test_request_is_traced_as_one_span_without_spans_per_send(
+    spans: InMemorySpanExporter,
+) -> None:
+    await get(build_app(service="traced"), "/items/123")
+
+    assert [(s.kind, s.name) for s in spans.get_finished_spans()] == [
+        (SpanKind.SERVER, "GET /items/{item_id}")
+    ]
+
+
 async def test_request_with_traceparent_header_continues_the_callers_trace(
     spans: InMemorySpanExporter,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,6 +31,8 @@ _CLOCK_SKEW_SECONDS = 30
 _JWKS_CACHE_SECONDS = 300
 # A JWKS fetch sits in the request path, so it must fail fast rather than hang requests.
 _JWKS_TIMEOUT_SECONDS = 5
+# Verified tokens remembered per process: enough for every caller of a busy replica.
+_VERIFIED_TOKENS_KEPT = 10_000
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="prodops"'}
 
 _DETAILS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -66,8 +69,28 @@ class Principal:
     subject: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed verification, and until when that verdict holds."""
+
+    principal: Principal
+    expires_at: float  # the exp claim plus the clock-skew leeway: when PyJWT starts refusing it
+    signing_keys: object | None  # the JWK set that held its key; None for the HMAC secret
+
+
+# Stands for "a JWK set fetched while the token was checked": which one verified it is unknown.
+_KEYS_CHANGED = object()
+
+
 class TokenVerifier:
-    """Checks bearer tokens against the keys, algorithms and claims the settings require."""
+    """Checks bearer tokens against the keys, algorithms and claims the settings require.
+
+    A token that passes is remembered (by its exact text) until it expires, so a caller's next
+    requests skip the signature check. Nothing else decides its fate while it lives: the HMAC
+    secret is fixed, and a JWKS-signed token is remembered only while the very key set that
+    verified it is still the current, unexpired one, so a withdrawn key is refused as soon as
+    the key set is fetched again, as before. Refused tokens are never remembered.
+    """
 
     def __init__(self, settings: Settings) -> None:
         secret = settings.jwt_secret
@@ -76,20 +99,51 @@ class TokenVerifier:
         self._algorithms = _allowed_algorithms(settings)
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         """Return the token's principal, or raise AuthError saying why it was refused."""
+        known = self._remembered(token)
+        if known is not None:
+            return known
         try:
-            claims = await self._decode(token)
+            claims, signing_keys = await self._decode(token)
         except jwt.PyJWKClientConnectionError as exc:
             raise SigningKeysUnavailableError("the signing keys could not be fetched") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(_describe(exc)) from exc
-        return _principal(claims)
+        principal = _principal(claims)
+        if signing_keys is not _KEYS_CHANGED:
+            # PyJWT has accepted `exp` as an integer; it refuses once exp <= now - leeway.
+            expires_at = int(claims["exp"]) + _CLOCK_SKEW_SECONDS
+            self._verified[token] = _Verified(principal, expires_at, signing_keys)
+            if len(self._verified) > _VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        return principal
 
-    async def _decode(self, token: str) -> dict[str, Any]:
-        key = await self._key_for(token)
-        return jwt.decode(
+    def _remembered(self, token: str) -> Principal | None:
+        verified = self._verified.get(token)
+        if verified is None:
+            return None
+        keys = verified.signing_keys
+        withdrawn = keys is not None and keys is not self._signing_keys()
+        if withdrawn or time.time() >= verified.expires_at:
+            # Verified again from scratch, so the caller hears exactly why it is refused now.
+            del self._verified[token]
+            return None
+        self._verified.move_to_end(token)
+        return verified.principal
+
+    def _signing_keys(self) -> object | None:
+        """The JWK set PyJWKClient would use now without fetching, or None."""
+        cache = self._jwks.jwk_set_cache if self._jwks is not None else None
+        if cache is None or cache.is_expired():
+            return None
+        return cache.jwk_set_with_timestamp
+
+    async def _decode(self, token: str) -> tuple[dict[str, Any], object | None]:
+        key, signing_keys = await self._key_for(token)
+        claims = jwt.decode(
             token,
             key,
             algorithms=self._algorithms,
@@ -98,8 +152,9 @@ class TokenVerifier:
             leeway=_CLOCK_SKEW_SECONDS,
             options={"require": _REQUIRED_CLAIMS, "verify_aud": self._audience is not None},
         )
+        return claims, signing_keys
 
-    async def _key_for(self, token: str) -> str | jwt.PyJWK:
+    async def _key_for(self, token: str) -> tuple[str | jwt.PyJWK, object | None]:
         algorithm = jwt.get_unverified_header(token).get("alg")
         # Each algorithm family has its own key source, so a public JWKS key can never be
         # used as an HMAC secret (the classic algorithm-confusion attack).
@@ -108,11 +163,15 @@ class TokenVerifier:
         if algorithm in _HMAC_ALGORITHMS:
             if self._secret is None:
                 raise AuthError("the token signing algorithm is not accepted")
-            return self._secret
+            return self._secret, None
         if self._jwks is None:
             raise AuthError("the token signing algorithm is not accepted")
+        before = self._signing_keys()
         # PyJWKClient fetches with blocking urllib; a worker thread keeps the event loop free.
-        return await anyio.to_thread.run_sync(self._jwks.get_signing_key_from_jwt, token)
+        key = await anyio.to_thread.run_sync(self._jwks.get_signing_key_from_jwt, token)
+        # Unchanged and unexpired throughout, so the key came from exactly that set.
+        unchanged = before is not None and before is self._signing_keys()
+        return key, before if unchanged else _KEYS_CHANGED
 
 
 def _jwks_client(url: str) -> jwt.PyJWKClient:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from prodops.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(help="prodops operations.", no_args_is_help=True, add_completion=False)
 outbox_app = typer.Typer(help="The transactional outbox.", no_args_is_help=True)
@@ -35,21 +38,57 @@ def _check_service(name: str) -> str:
 
 
 @app.command()
-def serve(service: ServiceName, port: Annotated[int | None, typer.Option()] = None) -> None:
+def serve(
+    service: ServiceName,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="PRODOPS_HTTP_WORKERS",
+            help="server processes sharing the port, each a full replica of the service",
+        ),
+    ] = 1,
+) -> None:
     """Run one service under uvicorn."""
     import uvicorn
 
     settings = _settings()
     name = _check_service(service)
-    module = importlib.import_module(f"{name}.bootstrap")
+    # Several processes need the app by import path: each worker builds its own from the
+    # environment, as every replica does.
+    app = f"prodops.cli:{name}_worker_app" if workers > 1 else _create_app(name, settings)
     uvicorn.run(
-        module.create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=settings.host,
         port=port or getattr(settings, f"{name}_port"),
         log_config=None,
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _create_app(name: str, settings: Settings) -> FastAPI:
+    module = importlib.import_module(f"{name}.bootstrap")
+    app: FastAPI = module.create_app(settings)
+    return app
+
+
+def feedback_worker_app() -> FastAPI:
+    """The feedback app of one `prodops serve feedback --workers N` process."""
+    return _create_app("feedback", _settings())
+
+
+def roadmap_worker_app() -> FastAPI:
+    """The roadmap app of one `prodops serve roadmap --workers N` process."""
+    return _create_app("roadmap", _settings())
+
+
+def insights_worker_app() -> FastAPI:
+    """The insights app of one `prodops serve insights --workers N` process."""
+    return _create_app("insights", _settings())
 
 
 @app.command()

@@ -174,7 +174,11 @@ def instrument_app(app: FastAPI, *, service: str, metrics_enabled: bool = True) 
     if getattr(app.state, "prodops_instrumented", False):
         return
     app.state.prodops_instrumented = True
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # One server span per request: the two internal spans per ASGI `send` (response start, body)
+    # cost more than the rest of the tracing and say nothing the server span does not.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
     # A span per SQL statement costs more than the statement on the webhook path; only worth it
     # when the spans go somewhere.
     asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
@@ -228,6 +232,8 @@ class _HTTPMetrics:
         self.app = app
         self.service = service
         self.routes = _RouteTemplates(router)
+        # The labelled children, looked up once: few routes, methods and statuses exist.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -246,11 +252,19 @@ class _HTTPMetrics:
             await self.app(scope, receive, send_noting_status)
         finally:
             method = scope["method"] if scope["method"] in _HTTP_METHODS else "OTHER"
-            route = self.routes.of(scope.get("route"))
-            HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(self.service, method, route).observe(
-                time.perf_counter() - started
+            requests, duration = self._of(method, self.routes.of(scope.get("route")), status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
+
+    def _of(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                HTTP_REQUEST_DURATION.labels(self.service, method, route),
             )
+            self._series[(method, route, status)] = series
+        return series
 
 
 def current_traceparent() -> str | None:
