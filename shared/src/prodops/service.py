@@ -87,6 +87,9 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # Traces and metrics come from the OpenTelemetry instrumentation and our own Prometheus
+        # metrics (instrument_app); FastAPI's native telemetry would only look at each request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     install_problem_handlers(app)

@@ -33,12 +33,13 @@ def create_app(settings: Settings) -> FastAPI:
         name="feedback",
         description="Customer feedback from support desks and any tool, with accounts and links.",
         routers=[
-            # The import route first: `/v1/feedback/import` must not be read as a feedback id.
+            # Routes are matched in order: the vendors' deliveries, the busiest, first; the
+            # import route before `/v1/feedback/{id}`, which would read `import` as an id.
+            *webhook_routers(providers=PROVIDERS, intake=intake),
             imports.router,
             router,
             accounts.router,
             sources_router(providers=PROVIDERS),
-            *webhook_routers(providers=PROVIDERS, intake=intake),
         ],
         emits=[
             FeedbackReceived,

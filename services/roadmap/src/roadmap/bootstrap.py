@@ -45,6 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
         routers=[
+            # Routes are matched in order: the vendors' deliveries, the busiest, first.
+            *webhook_routers(providers=PROVIDERS, intake=intake),
             objectives.router,
             items.router,
             launches.router,
@@ -52,7 +54,6 @@ def create_app(settings: Settings) -> FastAPI:
             tracker_api.router,
             sources_router(providers=PROVIDERS),
             source_access.router,
-            *webhook_routers(providers=PROVIDERS, intake=intake),
         ],
         emits=EMITS,
         background=intake.loops,
