@@ -40,9 +40,21 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_nothing_left_to_reset,
         server_settings={"search_path": schema, "application_name": f"prodops-{schema}"},
     )
     return pool
+
+
+async def _nothing_left_to_reset(conn: Connection) -> None:
+    """What a connection needs once asyncpg has rolled back any open transaction: nothing.
+
+    Every setting prodops makes is transaction-local (`set_config(…, true)`, `SET LOCAL`,
+    transaction advisory locks, temporary tables `ON COMMIT DROP`), and a LISTEN is undone by
+    `remove_listener`, so asyncpg's default reset query (unlock all, close cursors, unlisten,
+    reset all) would be a round trip to undo nothing on every release. Keep it that way: a
+    session-level setting, lock or LISTEN left on a pooled connection would outlive its request.
+    """
 
 
 @asynccontextmanager

@@ -1,0 +1,45 @@
+"""A pooled connection comes back clean without asyncpg's reset query (prodops.db)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from prodops.db import create_pool, workspace_transaction
+from prodops.settings import Settings
+
+_STATE = """
+SELECT current_user AS role, current_setting('prodops.workspace', true) AS workspace,
+       (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()
+          AND locktype = 'advisory') AS advisory_locks
+"""
+
+
+async def test_a_request_leaves_no_role_workspace_lock_or_transaction_behind(
+    settings: Settings, workspace: str
+) -> None:
+    pool = await create_pool(settings, schema="roadmap", min_size=1, max_size=1)
+    try:
+        owner = await pool.fetchval("SELECT current_user")
+        async with workspace_transaction(pool, workspace, role=settings.app_role) as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(42)")
+            assert await conn.fetchval("SELECT current_user") == settings.app_role
+        state = await pool.fetchrow(_STATE)
+        assert (state["role"], state["workspace"] or "", state["advisory_locks"]) == (owner, "", 0)
+
+        async def cut_short() -> None:
+            async with workspace_transaction(pool, workspace, role=settings.app_role) as conn:
+                await conn.execute("SELECT pg_sleep(10)")
+
+        task = asyncio.create_task(cut_short())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            state = await conn.fetchrow(_STATE)
+        assert (state["role"], state["workspace"] or "", state["advisory_locks"]) == (owner, "", 0)
+    finally:
+        await pool.close()
