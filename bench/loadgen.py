@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -208,7 +209,11 @@ def worker_main(argv: list[str]) -> None:
         result = runner.run(_main(spec))
     out = asdict(result)
     out["statuses"] = dict(result.statuses)
+    # The event loop may leave stdout non-blocking: a result over the pipe's 64 KiB would then
+    # be cut short where the pipe was full.
+    os.set_blocking(sys.stdout.fileno(), True)
     sys.stdout.write(json.dumps(out))
+    sys.stdout.flush()
 
 
 async def run(spec: Spec, *, workers: int = 1) -> LoadResult:
