@@ -26,6 +26,7 @@ async def test_a_request_leaves_no_role_workspace_lock_or_transaction_behind(
             await conn.execute("SELECT pg_advisory_xact_lock(42)")
             assert await conn.fetchval("SELECT current_user") == settings.app_role
         state = await pool.fetchrow(_STATE)
+        assert state is not None
         assert (state["role"], state["workspace"] or "", state["advisory_locks"]) == (owner, "", 0)
 
         async def cut_short() -> None:
@@ -40,6 +41,7 @@ async def test_a_request_leaves_no_role_workspace_lock_or_transaction_behind(
         async with pool.acquire() as conn:
             assert not conn.is_in_transaction()
             state = await conn.fetchrow(_STATE)
+        assert state is not None
         assert (state["role"], state["workspace"] or "", state["advisory_locks"]) == (owner, "", 0)
     finally:
         await pool.close()

@@ -15,6 +15,7 @@ from prodops.db import Pool, create_pool
 from prodops.intake import Intake, NewDelivery
 from prodops.problems import ProblemError
 from prodops.settings import Settings
+from prodops.webhooks import wait_preference
 from support import auth
 from webhook_kit import MAPPED, Mapper, register, settled, signed, webhook_app
 
@@ -235,3 +236,20 @@ async def test_the_database_away_fails_every_waiting_sender_at_once_and_the_writ
     for task in loops:
         task.cancel()
     await asyncio.gather(*loops, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("prefer", "seconds"),
+    [
+        (None, 0.0),
+        ("wait=3", 3.0),
+        ("respond-async, wait=3", 0.0),
+        ("wait=600", 10.0),
+        ("wait=-4", 0.0),
+        ("wait=\u00b2", 0.0),
+        ("wait=" + "9" * 5000, 0.0),
+        ("return=minimal; wait = 2", 2.0),
+    ],
+)
+def test_prefer_wait_is_read_leniently_and_capped(prefer: str | None, seconds: float) -> None:
+    assert wait_preference(prefer) == seconds

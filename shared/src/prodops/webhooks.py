@@ -9,6 +9,7 @@ error (answered 2xx) and can be replayed after a fix.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -234,9 +235,11 @@ def wait_preference(prefer: str | None) -> float:
         name, _, value = part.strip().partition("=")
         if name.strip().lower() == "respond-async":
             return 0.0
-        if name.strip().lower() == "wait" and value.strip().isdigit():
-            wait = float(value.strip())
-    return min(wait, _MAX_WAIT)
+        if name.strip().lower() == "wait":
+            # Whole seconds; anything else ("soon", "²", 5 000 digits) is no preference.
+            with contextlib.suppress(ValueError):
+                wait = float(int(value))
+    return max(0.0, min(wait, _MAX_WAIT))
 
 
 PreferHeader = Annotated[
