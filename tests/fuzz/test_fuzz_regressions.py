@@ -87,7 +87,7 @@ async def test_a_malformed_webhook_source_id_is_an_unknown_source(
 async def test_the_webhook_answers_are_documented(feedback: httpx.AsyncClient) -> None:
     document = (await feedback.get("/openapi.json")).json()
     responses = document["paths"]["/webhooks/{provider}/{source_id}"]["post"]["responses"]
-    assert {"200", "202", "400", "401", "404", "413"} <= set(responses)
+    assert {"200", "202", "400", "401", "404", "413", "503"} <= set(responses)
 
 
 async def test_long_and_nul_bearing_delivery_ids_are_stored_and_deduplicated(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from prodops import intake as intake_module
 from prodops.db import Pool, create_pool
 from prodops.intake import Intake, NewDelivery
 from prodops.problems import ProblemError
@@ -253,3 +254,26 @@ async def test_the_database_away_fails_every_waiting_sender_at_once_and_the_writ
 )
 def test_prefer_wait_is_read_leniently_and_capped(prefer: str | None, seconds: float) -> None:
     assert wait_preference(prefer) == seconds
+
+
+async def test_a_stalled_writer_refuses_new_deliveries_past_the_limit(
+    settings: Settings, pool: Pool, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake_module, "MAX_WAITING", 3)
+    intake = Intake(Mapper())
+    for _, loop in intake.loops(pool, settings):
+        loop.close()  # a writer that never writes: the database stalled
+    waiting = [
+        asyncio.create_task(
+            intake.store(NewDelivery(uuid.uuid4(), workspace, uuid.uuid4(), "s", f"k{n}", "t", b""))
+        )
+        for n in range(3)
+    ]
+    await asyncio.sleep(0)
+    with pytest.raises(ProblemError) as refused:
+        await intake.store(NewDelivery(uuid.uuid4(), workspace, uuid.uuid4(), "s", "k", "t", b""))
+    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "1"})
+    assert not any(task.done() for task in waiting)
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)

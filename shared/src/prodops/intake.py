@@ -37,6 +37,9 @@ Status = Literal["received", "processed", "ignored", "failed"]
 # Most rows in one insert, and most deliveries normalised in one transaction.
 WRITE_BATCH = 500
 NORMALISE_BATCH = 200
+# Most deliveries waiting to be stored: past it (the database stalled), a vendor is told to
+# retry rather than held until it gives up, and the process's memory stays bounded.
+MAX_WAITING = 20 * WRITE_BATCH
 
 _INSERT = """
 INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
@@ -133,6 +136,13 @@ class Intake:
             raise RuntimeError("the webhook intake is not running")
         if self._stopped:
             raise ProblemError(503, "Service Unavailable", "the service is stopping")
+        if len(self._pending) >= MAX_WAITING:
+            raise ProblemError(
+                503,
+                "Service Unavailable",
+                "too many deliveries are waiting to be stored; retry shortly",
+                headers={"Retry-After": "1"},
+            )
         stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(delivery, stored))
         self._arrived.set()

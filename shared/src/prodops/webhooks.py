@@ -30,7 +30,7 @@ from prodops.db import Connection, Pool, request_transaction
 from prodops.events import new_id
 from prodops.intake import Delivery, Intake, NewDelivery, Normalizer
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
 from prodops.settings import Settings
 from prodops.sources import WebhookSource, source_cache
 from prodops.standard_webhooks import SignatureError
@@ -262,7 +262,8 @@ def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> lis
         response_model=Accepted,
         status_code=202,
         response_description="Stored (and with `Prefer: wait`, normalised), after the commit",
-        responses={200: _REPEATED_OR_HANDSHAKE},
+        # 503: the process is stopping, or too many deliveries wait to be stored (Retry-After).
+        responses={200: _REPEATED_OR_HANDSHAKE, 503: documented_problem(503)},
     )
     async def receive(
         request: Request, provider: str, source_id: str, prefer: PreferHeader = None
