@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from prodops import intake as intake_module
 from prodops.db import Pool, create_pool
@@ -21,30 +19,14 @@ from support import auth
 from webhook_kit import MAPPED, Mapper, register, settled, signed, webhook_app
 
 
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await create_pool(settings, schema="feedback")
+@pytest.fixture(autouse=True)
+async def _mapped_table(pool: Pool) -> None:
     await pool.execute(MAPPED)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
 def mapper() -> Mapper:
     return Mapper(record=True)
-
-
-@pytest.fixture
-async def app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIterator[FastAPI]:
-    async with webhook_app(settings, pool, mapper) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        yield http
 
 
 async def _post(client: httpx.AsyncClient, url: str, secret: str, key: str, kind: str = "t") -> Any:

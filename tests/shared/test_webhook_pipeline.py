@@ -4,44 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
 from uuid import UUID
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from prodops.db import Pool, create_pool
+from prodops.db import Pool
 from prodops.pagination import encode_cursor
 from prodops.settings import Settings
 from prodops.webhooks import purge_deliveries
 from support import auth
-from webhook_kit import WAIT, Mapper, deliveries, register, settled, signed, webhook_app
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await create_pool(settings, schema="feedback")
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-def mapper() -> Mapper:
-    return Mapper()
-
-
-@pytest.fixture
-async def app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIterator[FastAPI]:
-    async with webhook_app(settings, pool, mapper) as app:
-        yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        yield http
+from webhook_kit import WAIT, Mapper, deliveries, register, settled, signed
 
 
 async def test_signed_delivery_is_stored_once_and_normalised_once(

@@ -313,7 +313,7 @@ def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> lis
         """The workspace's deliveries, newest first; `?status=failed` for those to fix."""
         async with request_transaction(request, principal.workspace) as conn:
             rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
-        views = [DeliveryView(**dict(r.items())) for r in rows]
+        views = [_view(r) for r in rows]
         return page_of(views, limit, lambda d: time_id_key(d.received_at, d.id))
 
     @deliveries.get("/{delivery_id}", response_model=DeliveryView)

@@ -99,6 +99,8 @@ class _Round:
         for ident, snapshot in self.issues.items():
             row = stored.get(ident)
             self._plan(workspace, snapshot, row, links[row["id"]] if row is not None else {})
+        if not self.changed:  # redeliveries that change nothing
+            return
         await self._write(conn)
         written = {r["id"]: r for r in await conn.fetch(sql.SELECT_MANY, list(self.changed))}
         for issue_id, after in self.changed.items():  # in the order of the snapshots
