@@ -202,6 +202,27 @@ def test_json_log_line_carries_service_and_active_trace_id(spans: InMemorySpanEx
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
 
 
+def test_unread_spans_are_not_recorded_yet_their_trace_reaches_logs_and_the_outbox() -> None:
+    # No exporter and no recording (outside the `spans` fixture): the span is dropped, cheaply.
+    stream = io.StringIO()
+    logger = logging.getLogger(f"test.telemetry.{uuid.uuid4().hex}")
+    logger.addHandler(json_log_handler(stream, "feedback"))
+    logger.propagate = False
+    with span_from_traceparent("consume", INCOMING_TRACEPARENT, kind=SpanKind.CONSUMER) as span:
+        logger.warning("applied")
+        onward = current_traceparent()
+    assert not span.is_recording()
+    assert json.loads(stream.getvalue())["trace_id"] == INCOMING_TRACE_ID
+    assert onward is not None
+    assert onward.split("-")[1] == INCOMING_TRACE_ID
+    with (
+        recording_spans() as exporter,
+        span_from_traceparent("consume", None, kind=SpanKind.CONSUMER),
+    ):
+        pass
+    assert [s.name for s in exporter.get_finished_spans()] == ["consume"]
+
+
 def test_setup_telemetry_twice_keeps_one_handler_and_the_installed_tracer(
     spans: InMemorySpanExporter, root_logger: logging.Logger
 ) -> None:

@@ -133,53 +133,24 @@ class _Bucket:
     updated: float
 
 
-class RateLimitMiddleware:
-    """A token bucket per caller, answering 429 with Retry-After when it runs dry.
-
-    Buckets live in this process, so each replica limits on its own: the effective rate of a
-    deployment is the per-replica rate times the replica count. A caller is the SHA-256 of its
-    Authorization header (unverified, which is cheap; the number of buckets is bounded, so
-    random headers cannot exhaust memory), or its client IP without one. Behind a proxy, run
-    the server with trusted proxy headers so the client IP is the caller's.
-    """
+class TokenBuckets:
+    """A token bucket per caller: `rate_per_second` refill, `burst` at most, bounded in number."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         rate_per_second: float,
         burst: int,
-        exempt_paths: Collection[str] = EXEMPT_FROM_RATE_LIMIT,
         max_callers: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate_per_second > 0 and burst < 1:
             raise ValueError("burst must be at least 1")
-        self.app = app
         self.rate = rate_per_second
         self.burst = burst
-        self.exempt_paths = frozenset(exempt_paths)
         self.max_callers = max_callers
         self.clock = clock
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Let the request through if its caller has a token left; otherwise answer 429."""
-        if self.rate <= 0 or scope["type"] != "http" or scope["path"] in self.exempt_paths:
-            await self.app(scope, receive, send)
-            return
-        wait = self.take(_caller(scope))
-        if wait is None:
-            await self.app(scope, receive, send)
-            return
-        seconds = max(1, math.ceil(wait))
-        error = ProblemError(
-            429,
-            "Too Many Requests",
-            f"the request rate limit was reached; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
-        await problem_response(error, scope["path"])(scope, receive, send)
 
     def take(self, caller: str) -> float | None:
         """Spend one token of `caller`; None if granted, else the seconds until one is due."""
@@ -195,6 +166,53 @@ class RateLimitMiddleware:
             bucket.tokens -= 1
             return None
         return (1 - bucket.tokens) / self.rate
+
+
+class RateLimitMiddleware:
+    """Answers 429 with Retry-After when the caller's token bucket runs dry.
+
+    Buckets live in this process, so each replica limits on its own: the effective rate of a
+    deployment is the per-replica rate times the replica count. A caller is the SHA-256 of its
+    Authorization header (unverified, which is cheap; the number of buckets is bounded, so
+    random headers cannot exhaust memory), or its client IP without one. Behind a proxy, run
+    the server with trusted proxy headers so the client IP is the caller's. Pass `buckets` to
+    share them with another middleware of the same app (the webhook fast path).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rate_per_second: float = 0.0,
+        burst: int = 1,
+        buckets: TokenBuckets | None = None,
+        exempt_paths: Collection[str] = EXEMPT_FROM_RATE_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.buckets = buckets or TokenBuckets(
+            rate_per_second=rate_per_second, burst=burst, clock=clock
+        )
+        self.exempt_paths = frozenset(exempt_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let the request through if its caller has a token left; otherwise answer 429."""
+        exempt = scope["type"] != "http" or scope["path"] in self.exempt_paths
+        if self.buckets.rate <= 0 or exempt:
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(_caller(scope))
+        if wait is None:
+            await self.app(scope, receive, send)
+            return
+        seconds = max(1, math.ceil(wait))
+        error = ProblemError(
+            429,
+            "Too Many Requests",
+            f"the request rate limit was reached; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+        await problem_response(error, scope["path"])(scope, receive, send)
 
 
 def _caller(scope: Scope) -> str:

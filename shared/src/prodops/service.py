@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from starlette.types import ASGIApp
 
 from prodops import __version__
 from prodops.auth import install_auth
@@ -29,12 +30,13 @@ from prodops.idempotency import (
     document_idempotency_key,
     purge_expired_keys,
 )
-from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware
+from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
 from prodops.telemetry import instrument_app, setup_telemetry
-from prodops.webhooks import purge_deliveries
+from prodops.webhook_fast_path import WebhookFastPath
+from prodops.webhooks import WebhookEndpoint, purge_deliveries, webhook_routers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class ServiceSpec:
     consumers: ConsumerFactory = field(default=lambda _pool, _settings: ())
     unlimited_body_paths: Sequence[str] = ()
     background: BackgroundFactory = field(default=lambda _pool, _settings: ())
+    # Inbound vendor webhooks: routed first, and served by WebhookFastPath.
+    webhooks: WebhookEndpoint | None = None
 
 
 @dataclass
@@ -98,6 +102,12 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
 
     app.include_router(health_router)
     app.include_router(dead_letter_router)
+    if spec.webhooks is not None:
+        # Routes are matched in order: the vendors' deliveries, the busiest, first.
+        for router in webhook_routers(
+            providers=spec.webhooks.providers, intake=spec.webhooks.intake
+        ):
+            app.include_router(router)
     for router in spec.routers:
         app.include_router(router)
     app.state.asyncapi = AsyncAPI(title=f"prodops {spec.name} events", version=__version__)
@@ -109,14 +119,34 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
         limit=settings.body_limit_bytes,
         unlimited_paths=tuple(spec.unlimited_body_paths),
     )
-    app.add_middleware(
-        RateLimitMiddleware,
-        rate_per_second=settings.rate_limit_per_second,
-        burst=settings.rate_limit_burst,
+    buckets = TokenBuckets(
+        rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
+    app.add_middleware(RateLimitMiddleware, buckets=buckets)
     instrument_app(app, service=spec.name, metrics_enabled=settings.metrics_enabled)
     document_idempotency_key(app)
+    if spec.webhooks is not None:
+        _serve_webhooks_first(app, spec.webhooks, settings, buckets, spec.name)
     return app
+
+
+def _serve_webhooks_first(
+    app: FastAPI, endpoint: WebhookEndpoint, settings: Settings, buckets: TokenBuckets, name: str
+) -> None:
+    """Put WebhookFastPath in front of the app's whole stack (instrumentation included)."""
+    build = app.build_middleware_stack
+
+    def build_with_fast_path() -> ASGIApp:
+        return WebhookFastPath(
+            build(),
+            endpoint=endpoint,
+            service=name,
+            body_limit=settings.body_limit_bytes,
+            buckets=buckets,
+            metrics=settings.metrics_enabled,
+        )
+
+    app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
 
 
 async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime:

@@ -17,6 +17,7 @@ from cachetools import TTLCache
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.applications import Starlette
 
 from prodops.auth import Admin
 from prodops.db import Pool, request_transaction
@@ -192,9 +193,9 @@ class SourceCache:
                 self._entries.pop(key, None)
 
 
-def source_cache(request: Request) -> SourceCache:
+def source_cache(app: Starlette) -> SourceCache:
     """The app's source cache, made on first use."""
-    state = request.app.state
+    state = app.state
     cache: SourceCache | None = getattr(state, "webhook_sources", None)
     if cache is None:
         cache = state.webhook_sources = SourceCache(state.settings)
@@ -267,7 +268,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
             secret = (body.secret if body else None) or _generate_secret(current["provider"])
             grace = utcnow() + timedelta(hours=settings.source_secret_grace_hours)
             row = await conn.fetchrow(_ROTATE, source_id, SecretBox(settings).seal(secret), grace)
-        source_cache(request).forget(source_id)
+        source_cache(request.app).forget(source_id)
         return SourceWithSecret(**_source(row, settings).model_dump(), secret=secret)
 
     @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -277,7 +278,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
             result = await conn.execute(_DELETE, source_id)
         if result.endswith(" 0"):
             raise ProblemError(404, "Not Found", "no such source in this workspace")
-        source_cache(request).forget(source_id)
+        source_cache(request.app).forget(source_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

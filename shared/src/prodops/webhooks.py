@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from prodops.auth import Admin
@@ -47,7 +47,9 @@ __all__ = [
     "Normalizer",
     "Provider",
     "SignatureError",
+    "WebhookEndpoint",
     "body_hash",
+    "headers_of",
     "json_object",
     "matches_one",
     "number_of",
@@ -103,6 +105,11 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedWebhookError("body is not a JSON object")
     return value
+
+
+def headers_of(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI request headers as text, names lower-case; of a repeated header, the last."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
 
 
 def matches_one(offered: str, expected: Iterable[str]) -> bool:
@@ -254,6 +261,7 @@ PreferHeader = Annotated[
 
 def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> list[APIRouter]:
     """The inbound webhook endpoint and `/v1/deliveries` (list, get, replay) for these providers."""
+    endpoint = WebhookEndpoint(providers, intake)
     inbound = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
     deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 
@@ -266,41 +274,17 @@ def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> lis
         responses={200: _REPEATED_OR_HANDSHAKE, 503: documented_problem(503)},
     )
     async def receive(
-        request: Request, provider: str, source_id: str, prefer: PreferHeader = None
+        request: Request,
+        provider: str,
+        source_id: str,
+        prefer: PreferHeader = None,  # noqa: ARG001 - documented here, read by `answer`
     ) -> Response:
         """A vendor's delivery: verified, stored once, normalised; 2xx only after the commit."""
-        scheme = providers.get(provider)
-        # A malformed source id is just another unknown source to the vendor: 404, not 422.
-        source_uuid = _uuid_or_none(source_id)
-        if scheme is None or source_uuid is None:
-            raise ProblemError(404, "Not Found", "no such webhook source")
-        pool: Pool = request.app.state.pool
-        source, webhook = await _verified(request, scheme, provider, source_uuid)
-        answer = scheme.handshake(webhook)
-        if answer is not None:
-            return answer
-        try:
-            identity = _storable(scheme.identify(webhook))
-        except MalformedWebhookError as exc:
-            raise ProblemError(400, "Bad Request", str(exc)) from exc
-        delivery = NewDelivery(
-            new_id(),
-            source.workspace,
-            source_uuid,
-            provider,
-            identity.delivery_key,
-            identity.event_type,
-            webhook.body,
-        )
-        outcome = "received" if await intake.store(delivery) else "duplicate"
-        wait = wait_preference(prefer)
-        if outcome == "received" and wait > 0:
-            outcome = await intake.settled(pool, delivery.id, within=wait)
-        WEBHOOKS_RECEIVED.labels(request.app.title, provider, outcome).inc()
-        body = Accepted(id=None if outcome == "duplicate" else delivery.id, status=outcome)
-        return JSONResponse(
-            body.model_dump(mode="json"), status_code=200 if outcome == "duplicate" else 202
-        )
+        # A service serves this route from WebhookFastPath, outside FastAPI's stack; this is the
+        # same answer, for the document and for apps without the fast path.
+        body = await request.body()
+        headers = headers_of(request.scope["headers"])
+        return await endpoint.answer(request.app, provider, source_id, headers, body)
 
     @deliveries.get("", response_model=Page[DeliveryView])
     async def list_deliveries(
@@ -351,19 +335,69 @@ def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> lis
     return [inbound, deliveries]
 
 
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """`POST /webhooks/{provider}/{source_id}`: verify, store once, answer after the commit."""
+
+    providers: Mapping[str, Provider]
+    intake: Intake
+
+    async def answer(
+        self,
+        app: FastAPI,
+        provider: str,
+        source_id: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Response:
+        """The answer to one delivery (`headers` with lower-case names); ProblemError if refused."""
+        scheme = self.providers.get(provider)
+        # A malformed source id is just another unknown source to the vendor: 404, not 422.
+        source_uuid = _uuid_or_none(source_id)
+        if scheme is None or source_uuid is None:
+            raise ProblemError(404, "Not Found", "no such webhook source")
+        webhook = InboundWebhook(headers, body)
+        source = await _verified(app, scheme, provider, source_uuid, webhook)
+        answer = scheme.handshake(webhook)
+        if answer is not None:
+            return answer
+        try:
+            identity = _storable(scheme.identify(webhook))
+        except MalformedWebhookError as exc:
+            raise ProblemError(400, "Bad Request", str(exc)) from exc
+        delivery = NewDelivery(
+            new_id(),
+            source.workspace,
+            source_uuid,
+            provider,
+            identity.delivery_key,
+            identity.event_type,
+            body,
+        )
+        outcome = "received" if await self.intake.store(delivery) else "duplicate"
+        wait = wait_preference(headers.get("prefer"))
+        if outcome == "received" and wait > 0:
+            outcome = await self.intake.settled(app.state.pool, delivery.id, within=wait)
+        WEBHOOKS_RECEIVED.labels(app.title, provider, outcome).inc()
+        if outcome == "duplicate":
+            return Response(_DUPLICATE, status_code=200, media_type="application/json")
+        accepted = {"id": str(delivery.id), "status": outcome}
+        return Response(orjson.dumps(accepted), status_code=202, media_type="application/json")
+
+
+_DUPLICATE = orjson.dumps({"id": None, "status": "duplicate"})
+
+
 async def _verified(
-    request: Request, scheme: Provider, provider: str, source_id: UUID
-) -> tuple[WebhookSource, InboundWebhook]:
-    """The request's source and body, once its signature holds: 404 or 401 otherwise."""
-    pool: Pool = request.app.state.pool
-    settings: Settings = request.app.state.settings
-    sources = source_cache(request)
+    app: FastAPI, scheme: Provider, provider: str, source_id: UUID, webhook: InboundWebhook
+) -> WebhookSource:
+    """The request's source, once its signature holds: 404 or 401 otherwise."""
+    pool: Pool = app.state.pool
+    settings: Settings = app.state.settings
+    sources = source_cache(app)
     source = await sources.get(pool, provider=provider, source_id=source_id)
     if source is None:
         raise ProblemError(404, "Not Found", "no such webhook source")
-    webhook = InboundWebhook(
-        {k.lower(): v for k, v in request.headers.items()}, await request.body()
-    )
     tolerance = settings.webhook_timestamp_tolerance_seconds
     try:
         try:
@@ -375,9 +409,9 @@ async def _verified(
                 raise ProblemError(404, "Not Found", "no such webhook source") from None
             scheme.verify(webhook, source.secrets, now=time.time(), tolerance=tolerance)
     except SignatureError as exc:
-        WEBHOOKS_RECEIVED.labels(request.app.title, provider, "unauthorized").inc()
+        WEBHOOKS_RECEIVED.labels(app.title, provider, "unauthorized").inc()
         raise ProblemError(401, "Unauthorized", f"webhook signature: {exc}") from exc
-    return source, webhook
+    return source
 
 
 def _view(row: Any) -> DeliveryView:

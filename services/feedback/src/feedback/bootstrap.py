@@ -20,7 +20,7 @@ from prodops.events import (
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import Intake, webhook_routers
+from prodops.webhooks import Intake, WebhookEndpoint
 
 IMPORT_PATH = "/v1/feedback/import"
 
@@ -33,9 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
         name="feedback",
         description="Customer feedback from support desks and any tool, with accounts and links.",
         routers=[
-            # Routes are matched in order: the vendors' deliveries, the busiest, first; the
-            # import route before `/v1/feedback/{id}`, which would read `import` as an id.
-            *webhook_routers(providers=PROVIDERS, intake=intake),
+            # Routes are matched in order: the import route before `/v1/feedback/{id}`, which
+            # would read `import` as an id.
             imports.router,
             router,
             accounts.router,
@@ -54,5 +53,6 @@ def create_app(settings: Settings) -> FastAPI:
         # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
         unlimited_body_paths=[IMPORT_PATH],
         background=intake.loops,
+        webhooks=WebhookEndpoint(PROVIDERS, intake),
     )
     return create_service_app(settings, spec)

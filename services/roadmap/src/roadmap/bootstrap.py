@@ -18,7 +18,7 @@ from prodops.events import (
 from prodops.service import ServiceSpec, create_service_app
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import Intake, webhook_routers
+from prodops.webhooks import Intake, WebhookEndpoint
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
 from roadmap.tracker import PROVIDERS, delivery_normalizer
@@ -45,8 +45,6 @@ def create_app(settings: Settings) -> FastAPI:
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
         routers=[
-            # Routes are matched in order: the vendors' deliveries, the busiest, first.
-            *webhook_routers(providers=PROVIDERS, intake=intake),
             objectives.router,
             items.router,
             launches.router,
@@ -57,5 +55,6 @@ def create_app(settings: Settings) -> FastAPI:
         ],
         emits=EMITS,
         background=intake.loops,
+        webhooks=WebhookEndpoint(PROVIDERS, intake),
     )
     return create_service_app(settings, spec)

@@ -1,0 +1,119 @@
+"""`POST /webhooks/{provider}/{source_id}` served ahead of FastAPI's middleware stack and router.
+
+Vendor deliveries are the busiest requests of feedback and roadmap, and most of their cost was
+the stack around the answer: the OpenTelemetry ASGI middleware, matching against every route,
+dependency injection, three layers of exception handling. This path keeps what a delivery needs
+and shares it with the rest of the app: the same rate buckets and body limit middlewares, the
+same server span name and metric series, the app's own exception handlers (so errors are the
+same problem+json), and `WebhookEndpoint.answer`, which the documented FastAPI route also serves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+from opentelemetry.trace import StatusCode
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
+from prodops.telemetry import observe_request, server_span
+from prodops.webhooks import WebhookEndpoint, headers_of
+
+ROUTE = "/webhooks/{provider}/{source_id}"
+
+
+def _target(path: str) -> tuple[str, str] | None:
+    """The provider and source id of a delivery path, as FastAPI's route would match them."""
+    parts = path.split("/")
+    if len(parts) == 4 and parts[0] == "" and parts[1] == "webhooks" and parts[2] and parts[3]:
+        return parts[2], parts[3]
+    return None
+
+
+class WebhookFastPath:
+    """ASGI: deliveries answered here; everything else (other methods included) goes to `app`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        endpoint: WebhookEndpoint,
+        service: str,
+        body_limit: int,
+        buckets: TokenBuckets,
+        metrics: bool,
+    ) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.service = service
+        self.metrics = metrics
+        limited = BodyLimitMiddleware(self._serve, limit=body_limit)
+        self.limited = RateLimitMiddleware(limited, buckets=buckets)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a delivery, or pass the request on."""
+        if scope["type"] != "http" or scope["method"] != "POST" or not _target(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        traceparent = next((v for k, v in scope["headers"] if k == b"traceparent"), None)
+        parent = traceparent.decode("latin-1") if traceparent else None
+        with server_span("POST", ROUTE, scope["path"], parent) as span:
+            try:
+                await self.limited(scope, receive, send_noting_status)
+            finally:
+                span.set_attribute("http.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                if self.metrics:
+                    observe_request(self.service, "POST", ROUTE, status, started)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = _target(scope["path"])
+        assert target is not None  # only matching paths get here
+        body = await _body(receive)
+        if body is None:
+            return  # the client went away; nobody to answer
+        try:
+            response = await self.endpoint.answer(
+                scope["app"], *target, headers_of(scope["headers"]), body
+            )
+        except Exception as exc:  # noqa: BLE001 - rendered by the app's own handler, or re-raised
+            response = await _handled(scope, exc)
+        await response(scope, receive, send)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body (BodyLimitMiddleware stops it at the limit); None on disconnect."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _handled(scope: Scope, exc: Exception) -> Response:
+    """The response the app's exception handler for `exc` gives, as FastAPI would use it."""
+    handlers = scope["app"].exception_handlers
+    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+    if handler is None:
+        raise exc
+    response = handler(Request(scope), exc)
+    if inspect.isawaitable(response):
+        response = await response
+    assert isinstance(response, Response)
+    return response
