@@ -14,12 +14,13 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from prodops.settings import Settings
 from prodops.telemetry import (
+    NATIVE_TELEMETRY_OFF,
     current_traceparent,
     instrument_app,
     json_log_handler,
@@ -51,7 +52,7 @@ def root_logger() -> Iterator[logging.Logger]:
 
 
 def build_app(*, service: str, metrics_enabled: bool = True) -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(telemetry=NATIVE_TELEMETRY_OFF)
 
     @app.get("/items/{item_id}")
     async def read_item(item_id: str) -> dict[str, str]:
@@ -120,6 +121,21 @@ async def test_request_with_traceparent_header_continues_the_callers_trace(
     assert format(server.context.trace_id, "032x") == INCOMING_TRACE_ID
     assert server.parent is not None
     assert format(server.parent.span_id, "016x") == INCOMING_SPAN_ID
+
+
+async def test_a_failing_request_is_an_error_span_and_probes_are_not_traced(
+    spans: InMemorySpanExporter,
+) -> None:
+    app = build_app(service="traced")
+    assert (await get(app, "/boom")).status_code == 500
+    assert (await get(app, "/metrics")).status_code == 200
+
+    [server] = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.name == "GET /boom"
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes is not None
+    assert server.attributes["http.status_code"] == 500
+    assert [e.name for e in server.events] == ["exception"]
 
 
 def test_current_traceparent_names_the_active_span(spans: InMemorySpanExporter) -> None:

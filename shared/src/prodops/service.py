@@ -34,7 +34,7 @@ from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBucket
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
-from prodops.telemetry import instrument_app, setup_telemetry
+from prodops.telemetry import NATIVE_TELEMETRY_OFF, instrument_app, setup_telemetry
 from prodops.webhook_fast_path import WebhookFastPath
 from prodops.webhooks import WebhookEndpoint, purge_deliveries, webhook_routers
 
@@ -91,9 +91,7 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
-        # Traces and metrics come from the OpenTelemetry instrumentation and our own Prometheus
-        # metrics (instrument_app); FastAPI's native telemetry would only look at each request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
     install_problem_handlers(app)

@@ -14,17 +14,17 @@ from typing import IO
 
 from fastapi import FastAPI, Response
 from fastapi.routing import iter_route_contexts
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, Span, SpanKind, TraceState
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +40,7 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
+    "NATIVE_TELEMETRY_OFF",
     "OUTBOX_LAG",
     "WEBHOOKS_RECEIVED",
     "current_traceparent",
@@ -48,6 +49,7 @@ __all__ = [
     "observe_request",
     "recording_spans",
     "server_span",
+    "settled",
     "setup_telemetry",
     "span_from_traceparent",
 ]
@@ -217,25 +219,27 @@ def json_log_handler(stream: IO[str], service: str) -> logging.Handler:
     return handler
 
 
+# FastAPI's own telemetry, off: `instrument_app` traces each request once. Pass it to FastAPI().
+NATIVE_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def instrument_app(app: FastAPI, *, service: str, metrics_enabled: bool = True) -> None:
-    """Trace every request (probes aside) and, when enabled, count them and serve /metrics."""
+    """Trace every request (probes aside) and, when enabled, count them and serve /metrics.
+
+    Make the app with `FastAPI(telemetry=NATIVE_TELEMETRY_OFF)`, or requests are traced twice.
+    """
     if getattr(app.state, "prodops_instrumented", False):
         return
     app.state.prodops_instrumented = True
-    # One server span per request: the two internal spans per ASGI `send` (response start, body)
-    # cost more than the rest of the tracing and say nothing the server span does not.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
-    )
     # A span per SQL statement costs more than the statement on the webhook path; only worth it
     # when the spans go somewhere.
     asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     if exporting and not asyncpg_instrumentor.is_instrumented_by_opentelemetry:
         asyncpg_instrumentor.instrument()
+    app.add_middleware(_Served, service=service, router=app.router, metrics=metrics_enabled)
     if not metrics_enabled:
         return
-    app.add_middleware(_HTTPMetrics, service=service, router=app.router)
 
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_PLAIN_0_0_4)
@@ -273,13 +277,20 @@ class _RouteTemplates:
         return {key: paths.pop() for key, paths in templates.items() if len(paths) == 1}
 
 
-class _HTTPMetrics:
-    """Pure ASGI middleware counting and timing requests by route template; bodies pass through."""
+class _Served:
+    """Pure ASGI middleware: a server span per request (probes aside), counted and timed by route.
 
-    def __init__(self, app: ASGIApp, *, service: str, router: Router) -> None:
+    The span is named, like OpenTelemetry's FastAPI instrumentation names it, by method and route
+    template, and carries the same (older semantic convention) attributes; it continues the
+    caller's `traceparent`. The instrumentation itself matched every request against every route
+    a second time and built its attributes even for spans nobody records: a fifth of a read.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, router: Router, metrics: bool) -> None:
         self.app = app
         self.service = service
         self.routes = _RouteTemplates(router)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -294,11 +305,30 @@ class _HTTPMetrics:
             await send(message)
 
         started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
         try:
-            await self.app(scope, receive, send_noting_status)
+            if path in _UNTRACED:
+                await self.app(scope, receive, send_noting_status)
+                return
+            traceparent = next((v for k, v in scope["headers"] if k == b"traceparent"), None)
+            parent = traceparent.decode("latin-1") if traceparent else None
+            with server_span(method, None, path, parent) as span:
+                try:
+                    await self.app(scope, receive, send_noting_status)
+                finally:
+                    route = scope.get("route")
+                    if route is not None:
+                        template = self.routes.of(route)
+                        span.update_name(f"{method} {template}")
+                        span.set_attribute("http.route", template)
+                    settled(span, status)
         finally:
-            route = self.routes.of(scope.get("route"))
-            observe_request(self.service, scope["method"], route, status, started)
+            if self.metrics:
+                route = self.routes.of(scope.get("route"))
+                observe_request(self.service, method, route, status, started)
+
+
+_UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 @functools.cache
@@ -319,14 +349,26 @@ def observe_request(service: str, method: str, route: str, status: int, started:
 
 
 @contextmanager
-def server_span(method: str, route: str, target: str, traceparent: str | None) -> Iterator[Span]:
-    """The server span of a request served outside the FastAPI instrumentation, named alike."""
+def server_span(
+    method: str, route: str | None, target: str, traceparent: str | None
+) -> Iterator[Span]:
+    """A request's server span: `METHOD route` (the route may be set later), the caller's trace."""
     parent = _TRACEPARENT.extract({"traceparent": traceparent}) if traceparent else None
-    attributes = {"http.method": method, "http.route": route, "http.target": target}
+    attributes = {"http.method": method, "http.target": target}
+    if route is not None:
+        attributes["http.route"] = route
+    name = f"{method} {route}" if route is not None else method
     with _TRACER.start_as_current_span(
-        f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
+        name, context=parent, kind=SpanKind.SERVER, attributes=attributes
     ) as span:
         yield span
+
+
+def settled(span: Span, status: int) -> None:
+    """Record a request's response status on its server span (an error from 500 on)."""
+    span.set_attribute("http.status_code", status)
+    if status >= 500:
+        span.set_status(StatusCode.ERROR)
 
 
 def current_traceparent() -> str | None:

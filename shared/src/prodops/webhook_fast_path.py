@@ -13,13 +13,12 @@ from __future__ import annotations
 import inspect
 import time
 
-from opentelemetry.trace import StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
-from prodops.telemetry import observe_request, server_span
+from prodops.telemetry import observe_request, server_span, settled
 from prodops.webhooks import WebhookEndpoint, headers_of
 
 ROUTE = "/webhooks/{provider}/{source_id}"
@@ -73,9 +72,7 @@ class WebhookFastPath:
             try:
                 await self.limited(scope, receive, send_noting_status)
             finally:
-                span.set_attribute("http.status_code", status)
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
+                settled(span, status)
                 if self.metrics:
                     observe_request(self.service, "POST", ROUTE, status, started)
 
