@@ -9,6 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from insights import engine, signals
+from insights.facts import Touch
+from prodops.db import Connection
+from prodops.events import utcnow
 from prodops.settings import Settings
 from signal_events import Builder
 from support import auth, create_app, eventually, publish, running
@@ -156,3 +160,39 @@ async def test_customer_alignment_weighs_accounts_and_counts_each_account_once(
         )
         assert _item_demand(demand, "A") == pytest.approx(acme + 1, abs=1e-3)
         assert next(i for i in demand["items"] if i["key"] == "A")["feedback"] == 1
+
+
+async def test_a_signal_that_cannot_be_refreshed_stays_and_the_others_refresh(
+    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    b = Builder(workspace)
+    app = create_app("insights", settings)
+    async with running(app) as client:
+        headers = auth(settings, workspace, "insights:read")
+        await publish(settings, b.launch("L1"), b.launch("L2"))
+        await eventually(
+            lambda: client.get("/v1/signals/launches", headers=headers),
+            lambda answer: len(answer.json()["items"]) == 2,
+        )
+        real = signals.refresh_launch
+
+        async def broken_for_l1(conn: Connection, ctx: signals.Context, key: str) -> None:
+            await real(conn, ctx, key)  # its writes must be undone with it
+            if key == "L1":
+                raise RuntimeError("cannot compute L1")
+
+        monkeypatch.setattr(signals, "refresh_launch", broken_for_l1)
+        pool = app.state.pool
+        await pool.execute(
+            "UPDATE launch_fact SET name = 'Renamed ' || key WHERE workspace = $1", workspace
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            touch = Touch(launches={"L1", "L2"})
+            await engine.refresh(conn, workspace, touch, emit=True, now=utcnow())
+        names = dict(
+            await pool.fetch(
+                "SELECT launch_key, name FROM launch_signal WHERE workspace = $1", workspace
+            )
+        )
+    assert names == {"L1": "Launch L1", "L2": "Renamed L2"}
+    assert f"signal launch {workspace}/L1 could not be refreshed" in caplog.text

@@ -18,11 +18,10 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from prodops.http_telemetry import NATIVE_TELEMETRY_OFF, instrument_app
 from prodops.settings import Settings
 from prodops.telemetry import (
-    NATIVE_TELEMETRY_OFF,
     current_traceparent,
-    instrument_app,
     json_log_handler,
     recording_spans,
     setup_telemetry,

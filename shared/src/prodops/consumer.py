@@ -6,8 +6,9 @@ consumer handles whatever has queued as a batch. Push rather than pull: nats-py'
 loses messages to an `asyncio.wait_for` race on Python 3.11 when its timeout is short, and adds
 its whole timeout to the latency when it is long; a push consumer has no client-side timeout.
 
-A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and its
-handler runs in a savepoint; acks go out only after the commit. A handler that raises is retried
+A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and the
+handlers run in one savepoint (if one raises, again with a savepoint each, so that only its
+writes are undone); acks go out only after the commit. A handler that raises is retried
 with back-off (nak with delay) and, at its last delivery, stored as a dead letter and acked, so it
 never blocks the events behind it. A process that dies leaves its messages unacknowledged: the
 server delivers them again after `ack_wait`, and the inbox skips what was already applied.
@@ -208,21 +209,17 @@ class EventConsumer:
             if d.event is not None and d.event.type not in self.handlers:
                 d.outcome = "ignored"
         fresh = await self._claim(conn, [d.event for d in events if d.event is not None])
-        failed: list[_Delivery] = []
         if self.hooks is not None:
             await self.hooks.begin(conn, [d.event for d in events if d.event is not None])
+        todo: list[_Delivery] = []
         for d in events:
             assert d.event is not None
             if d.event.id not in fresh:
                 d.outcome = "duplicate"
                 continue
             fresh.discard(d.event.id)  # a second copy in the same batch is a duplicate too
-            try:
-                async with conn.transaction():
-                    await self._run_handler(conn, d.event, d.msg)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
-                d.error, d.outcome = f"{type(exc).__name__}: {exc}", "failed"
-                failed.append(d)
+            todo.append(d)
+        failed = await self._run_handlers(conn, todo)
         if self.hooks is not None:
             await self.hooks.end(conn)
         if failed:
@@ -232,6 +229,31 @@ class EventConsumer:
             last_try = d.event is None or d.attempts >= self.settings.consumer_max_deliver
             if d.outcome == "failed" and last_try:
                 await self._dead_letter(conn, d)
+
+    async def _run_handlers(self, conn: Connection, todo: list[_Delivery]) -> list[_Delivery]:
+        """Run each delivery's handler in order; the failed ones, whose writes are undone."""
+        if len(todo) > 1:
+            # Fast: all in one savepoint. A handler failing sends the batch to the careful
+            # pass, a savepoint per event (two round trips each), to keep only its writes out.
+            try:
+                async with conn.transaction():
+                    for d in todo:
+                        assert d.event is not None
+                        await self._run_handler(conn, d.event, d.msg)
+            except Exception:  # noqa: BLE001 - the careful pass tells which one failed
+                log.info("consumer %s: a handler failed; one event at a time", self.name)
+            else:
+                return []
+        failed: list[_Delivery] = []
+        for d in todo:
+            assert d.event is not None
+            try:
+                async with conn.transaction():
+                    await self._run_handler(conn, d.event, d.msg)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+                d.error, d.outcome = f"{type(exc).__name__}: {exc}", "failed"
+                failed.append(d)
+        return failed
 
     async def _claim(self, conn: Connection, events: list[Event]) -> set[UUID]:
         if not events:

@@ -25,6 +25,7 @@ from prodops.broker import create_broker, ensure_stream, jetstream
 from prodops.consumer import EventConsumer, purge_inbox
 from prodops.db import Pool, create_pool
 from prodops.events import EventData, envelope_model
+from prodops.http_telemetry import NATIVE_TELEMETRY_OFF, instrument_app
 from prodops.idempotency import (
     IdempotencyMiddleware,
     document_idempotency_key,
@@ -34,7 +35,7 @@ from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBucket
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
-from prodops.telemetry import NATIVE_TELEMETRY_OFF, instrument_app, setup_telemetry
+from prodops.telemetry import setup_telemetry
 from prodops.webhook_fast_path import WebhookFastPath
 from prodops.webhooks import WebhookEndpoint, purge_deliveries, webhook_routers
 

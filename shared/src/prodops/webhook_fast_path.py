@@ -11,14 +11,13 @@ same problem+json), and `WebhookEndpoint.answer`, which the documented FastAPI r
 from __future__ import annotations
 
 import inspect
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from prodops.http_telemetry import ServedRequests
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
-from prodops.telemetry import observe_request, server_span, settled
 from prodops.webhooks import WebhookEndpoint, headers_of
 
 ROUTE = "/webhooks/{provider}/{source_id}"
@@ -47,34 +46,19 @@ class WebhookFastPath:
     ) -> None:
         self.app = app
         self.endpoint = endpoint
-        self.service = service
-        self.metrics = metrics
-        limited = BodyLimitMiddleware(self._serve, limit=body_limit)
-        self.limited = RateLimitMiddleware(limited, buckets=buckets)
+        limited = RateLimitMiddleware(
+            BodyLimitMiddleware(self._serve, limit=body_limit), buckets=buckets
+        )
+        self.served = ServedRequests(
+            limited, service=service, route_of=lambda _scope: ROUTE, metrics=metrics
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a delivery, or pass the request on."""
         if scope["type"] != "http" or scope["method"] != "POST" or not _target(scope["path"]):
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        traceparent = next((v for k, v in scope["headers"] if k == b"traceparent"), None)
-        parent = traceparent.decode("latin-1") if traceparent else None
-        with server_span("POST", ROUTE, scope["path"], parent) as span:
-            try:
-                await self.limited(scope, receive, send_noting_status)
-            finally:
-                settled(span, status)
-                if self.metrics:
-                    observe_request(self.service, "POST", ROUTE, status, started)
+        await self.served(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = _target(scope["path"])

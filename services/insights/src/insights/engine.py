@@ -8,9 +8,10 @@ they keep stays exact.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -100,26 +101,47 @@ async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: d
     scopes = set(touch.scopes)
     if touch.all_scopes:
         scopes.update(r["target"] for r in await conn.fetch(ssql.ALL_SCOPES, ws))
-    for scope in sorted(scopes):
-        await _guarded(
-            conn, f"alignment {ws}/{scope or '*'}", signals.refresh_alignment(conn, ctx, scope)
-        )
     launches = set(touch.launches)
     if touch.item_keys:
         rows = await conn.fetch(ssql.LAUNCHES_OF_ITEMS, ws, sorted(touch.item_keys))
         launches.update(r["key"] for r in rows)
-    for key in sorted(launches):
-        await _guarded(conn, f"launch {ws}/{key}", signals.refresh_launch(conn, ctx, key))
+    work: list[tuple[str, Refresh]] = [
+        (f"alignment {ws}/{scope or '*'}", partial(signals.refresh_alignment, conn, ctx, scope))
+        for scope in sorted(scopes)
+    ]
+    work += [
+        (f"launch {ws}/{key}", partial(signals.refresh_launch, conn, ctx, key))
+        for key in sorted(launches)
+    ]
+    await _guarded(conn, work)
 
 
-async def _guarded(conn: Connection, what: str, work: Coroutine[Any, Any, None]) -> None:
-    # One signal that cannot be computed must not stop every event behind it: it stays as it
-    # was (the tick tries again), and the error is logged.
-    try:
-        async with conn.transaction():
-            await work
-    except Exception:
-        log.exception("signal %s could not be refreshed", what)
+Refresh = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def _guarded(conn: Connection, work: Sequence[tuple[str, Refresh]]) -> None:
+    """Each refresh in order; one that fails leaves its signal as it was, and is logged.
+
+    One signal that cannot be computed must not stop every event behind it: the tick tries it
+    again later.
+    """
+    if len(work) > 1:
+        # Fast: all in one savepoint. One failing sends them to the careful pass, a savepoint
+        # each (two round trips per signal), so that only the failing one is left as it was.
+        try:
+            async with conn.transaction():
+                for _, refresh_one in work:
+                    await refresh_one()
+        except Exception:  # noqa: BLE001 - the careful pass logs which one failed
+            log.info("a signal refresh failed; refreshing one at a time")
+        else:
+            return
+    for what, refresh_one in work:
+        try:
+            async with conn.transaction():
+                await refresh_one()
+        except Exception:
+            log.exception("signal %s could not be refreshed", what)
 
 
 async def refresh_all(conn: Connection, ws: str, *, emit: bool, now: datetime) -> None:
