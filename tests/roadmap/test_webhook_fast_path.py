@@ -32,10 +32,11 @@ Request = tuple[str, bytes, dict[str, str]]
 
 
 def routed(app: FastAPI) -> ASGIApp:
-    """The same app without its fast path: every request through FastAPI's stack and router."""
-    stack = app.middleware_stack or app.build_middleware_stack()
-    assert isinstance(stack, WebhookFastPath)
-    inner = stack.app
+    """The same app without its fast path: every request through the middlewares and router."""
+    layer: Any = app.middleware_stack or app.build_middleware_stack()
+    while not isinstance(layer, WebhookFastPath):
+        layer = layer.app
+    inner = layer.app
 
     async def call(scope: Scope, receive: Receive, send: Send) -> None:
         await inner({**scope, "app": app}, receive, send)

@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
-from starlette.types import ASGIApp
 
 from prodops import __version__
 from prodops.auth import install_auth
@@ -125,27 +124,16 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
     instrument_app(app, service=spec.name, metrics_enabled=settings.metrics_enabled)
     document_idempotency_key(app)
     if spec.webhooks is not None:
-        _serve_webhooks_first(app, spec.webhooks, settings, buckets, spec.name)
-    return app
-
-
-def _serve_webhooks_first(
-    app: FastAPI, endpoint: WebhookEndpoint, settings: Settings, buckets: TokenBuckets, name: str
-) -> None:
-    """Put WebhookFastPath in front of the app's whole stack (instrumentation included)."""
-    build = app.build_middleware_stack
-
-    def build_with_fast_path() -> ASGIApp:
-        return WebhookFastPath(
-            build(),
-            endpoint=endpoint,
-            service=name,
+        # Outermost, so that deliveries skip the rest of the stack and the router.
+        app.add_middleware(
+            WebhookFastPath,
+            endpoint=spec.webhooks,
+            service=spec.name,
             body_limit=settings.body_limit_bytes,
             buckets=buckets,
             metrics=settings.metrics_enabled,
         )
-
-    app.build_middleware_stack = build_with_fast_path  # type: ignore[method-assign]
+    return app
 
 
 async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime:

@@ -1,11 +1,12 @@
-"""`POST /webhooks/{provider}/{source_id}` served ahead of FastAPI's middleware stack and router.
+"""`POST /webhooks/{provider}/{source_id}` served ahead of the app's middlewares and router.
 
 Vendor deliveries are the busiest requests of feedback and roadmap, and most of their cost was
-the stack around the answer: the OpenTelemetry ASGI middleware, matching against every route,
-dependency injection, three layers of exception handling. This path keeps what a delivery needs
-and shares it with the rest of the app: the same rate buckets and body limit middlewares, the
-same server span name and metric series, the app's own exception handlers (so errors are the
-same problem+json), and `WebhookEndpoint.answer`, which the documented FastAPI route also serves.
+the stack around the answer: the middlewares, matching against every route, dependency
+injection, exception handling. Installed as the app's outermost middleware, this path keeps
+what a delivery needs and shares it with the rest of the app: the same rate buckets and body
+limit middlewares, the same server span name and metric series, the app's own exception
+handlers (so errors are the same problem+json), and `WebhookEndpoint.answer`, which the
+documented FastAPI route also serves.
 """
 
 from __future__ import annotations
