@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,7 +24,7 @@ from fastapi import FastAPI
 
 from insights.engine import CONSUMER
 from prodops.auth import SCOPES, mint_token
-from prodops.consumer import EventConsumer, Handler
+from prodops.consumer import BulkHandler, Consumed, EventConsumer, Handler
 from prodops.db import Connection
 from prodops.events import Event, ItemUpserted, new_id, utcnow
 from prodops.settings import Settings
@@ -121,6 +121,14 @@ def count_applications(
         return wrapper
 
     consumer.handlers = {t: counting(h) for t, h in consumer.handlers.items()}
+    bulk = consumer.bulk
+    if bulk is not None:
+
+        async def counting_bulk(conn: Connection, consumed: Sequence[Consumed]) -> None:
+            await bulk.apply(conn, consumed)
+            applied.update(c.event.id for c in consumed)
+
+        consumer.bulk = BulkHandler(bulk.types, counting_bulk)
     return applied
 
 

@@ -1,19 +1,22 @@
-"""A consumer batch runs its handlers in one savepoint; a failure sends it one event at a time."""
+"""A consumer batch runs in one savepoint, set-wise where it can; a failure sends it one by one."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
 from nats.aio.msg import Msg
 
-from prodops.consumer import EventConsumer, _Delivery
+from prodops.consumer import BulkHandler, Consumed, EventConsumer, _Delivery
 from prodops.db import Connection
-from prodops.events import Event, make_event
+from prodops.events import Event
 from prodops.settings import Settings
-from support import auth, create_app, item_upserted, projections, running, summary
+from prodops.telemetry import recording_spans
+from signal_events import Builder
+from support import auth, create_app, projections, running, summary
 
 
 @dataclass
@@ -29,48 +32,71 @@ class _Carried:
     metadata: _Metadata = field(default_factory=_Metadata)
 
 
-def _deliveries(events: list[Event]) -> list[_Delivery]:
-    return [_Delivery(cast(Msg, _Carried()), event) for event in events]
+def _deliveries(events: list[Event], traceparents: list[str] | None = None) -> list[_Delivery]:
+    carried = [_Carried({"traceparent": t}) for t in traceparents or []] or [
+        _Carried() for _ in events
+    ]
+    return [_Delivery(cast(Msg, c), event) for c, event in zip(carried, events, strict=True)]
 
 
-def _counting(consumer: EventConsumer, poison: UUID | None) -> Counter[UUID]:
-    """How often each event's handler ran (rolled back or not); `poison`'s always raises."""
-    runs: Counter[UUID] = Counter()
+@dataclass
+class _Runs:
+    """How often each event went through its handler, and through the batch handler."""
+
+    one_by_one: Counter[UUID] = field(default_factory=Counter)
+    set_wise: Counter[UUID] = field(default_factory=Counter)
+
+
+def _counting(consumer: EventConsumer, poison: UUID | None, *, set_wise: bool) -> _Runs:
+    """Count the runs (rolled back or not); `poison` makes its handler and its bulk raise."""
+    runs = _Runs()
     real = dict(consumer.handlers)
 
     def wrapped(event_type: str) -> Any:
         async def handler(conn: Connection, event: Event) -> None:
-            runs[event.id] += 1
+            runs.one_by_one[event.id] += 1
             if event.id == poison:
-                raise RuntimeError("projection store rejected the item")
+                raise RuntimeError("projection store rejected the event")
             await real[event_type](conn, event)
 
         return handler
 
     consumer.handlers = {t: wrapped(t) for t in real}
+    bulk = consumer.bulk
+    assert bulk is not None, "insights applies tracker issues set-wise"
+
+    async def apply(conn: Connection, consumed: Sequence[Consumed]) -> None:
+        runs.set_wise.update(c.event.id for c in consumed)
+        await bulk.apply(conn, consumed)  # written, to be undone
+        if any(c.event.id == poison for c in consumed):
+            raise RuntimeError("projection store rejected the batch")
+
+    consumer.bulk = BulkHandler(bulk.types, apply) if set_wise else None
     return runs
 
 
 @dataclass
 class _Batch:
-    """Four item events handled as one batch by a running insights consumer, and what it left."""
+    """Four events handled as one batch by a running insights consumer, and what it left."""
 
     events: list[Event]
     deliveries: list[_Delivery]
-    runs: Counter[UUID]
-    items: int  # items the workspace's summary counts
+    runs: _Runs
+    live: int  # items and tracker issues the workspace's summary counts
     claimed: int  # of the four, the event ids held in the inbox
 
 
-async def _handled_batch(settings: Settings, workspace: str, poison: int | None) -> _Batch:
+async def _handled_batch(
+    settings: Settings, workspace: str, poison: int | None, *, set_wise: bool
+) -> _Batch:
     app = create_app("insights", settings)
+    b = Builder(workspace)
+    # An item, an issue, an item, an issue: the issues go set-wise when `set_wise`.
+    events = [b.item("A"), b.issue("acme/shop#1"), b.item("B"), b.issue("acme/shop#2")]
     async with running(app) as client:
         consumer = projections(app)
-        events = [
-            make_event(item_upserted(1, f"Item {n}"), service="roadmap", workspace=workspace)
-            for n in range(4)
-        ]
-        runs = _counting(consumer, poison=None if poison is None else events[poison].id)
+        poisoned = None if poison is None else events[poison].id
+        runs = _counting(consumer, poisoned, set_wise=set_wise)
         deliveries = _deliveries(events)
         async with consumer.pool.acquire() as conn, conn.transaction():
             await consumer._apply(conn, deliveries)
@@ -80,29 +106,84 @@ async def _handled_batch(settings: Settings, workspace: str, poison: int | None)
             consumer.name,
             [e.id for e in events],
         )
-    return _Batch(events, deliveries, runs, counts["items"], claimed)
+    return _Batch(events, deliveries, runs, counts["items"] + counts["tracker_issues"], claimed)
 
 
 async def test_a_batch_without_failures_runs_each_handler_once(
     settings: Settings, workspace: str
 ) -> None:
-    batch = await _handled_batch(settings, workspace, poison=None)
+    batch = await _handled_batch(settings, workspace, poison=None, set_wise=False)
     assert [d.outcome for d in batch.deliveries] == ["applied"] * 4
-    assert batch.runs == Counter(e.id for e in batch.events)
-    assert batch.items == 4
+    assert batch.runs == _Runs(one_by_one=Counter(e.id for e in batch.events))
+    assert batch.live == 4
 
 
 async def test_a_failing_handler_fails_alone_and_the_others_apply_once(
     settings: Settings, workspace: str
 ) -> None:
-    batch = await _handled_batch(settings, workspace, poison=2)
+    batch = await _handled_batch(settings, workspace, poison=2, set_wise=False)
     events, deliveries = batch.events, batch.deliveries
     assert [d.outcome for d in deliveries] == ["applied", "applied", "failed", "applied"]
-    assert "projection store rejected the item" in (deliveries[2].error or "")
+    assert "projection store rejected the event" in (deliveries[2].error or "")
     # The fast pass ran the first two before the poison, then undid them; the careful pass
     # ran each once more: their writes are there once.
-    assert batch.runs == Counter(
+    assert batch.runs.one_by_one == Counter(
         {events[0].id: 2, events[1].id: 2, events[2].id: 2, events[3].id: 1}
     )
-    assert batch.items == 3
+    assert batch.live == 3
     assert batch.claimed == 3  # the poison's claim is released, so its redelivery applies
+
+
+async def test_a_bulk_handler_takes_its_types_at_once(settings: Settings, workspace: str) -> None:
+    batch = await _handled_batch(settings, workspace, poison=None, set_wise=True)
+    items, issues = batch.events[0::2], batch.events[1::2]
+    assert [d.outcome for d in batch.deliveries] == ["applied"] * 4
+    assert batch.runs == _Runs(
+        one_by_one=Counter(e.id for e in items), set_wise=Counter(e.id for e in issues)
+    )
+    assert batch.live == 4
+
+
+async def test_a_failing_bulk_sends_its_batch_one_event_at_a_time(
+    settings: Settings, workspace: str
+) -> None:
+    batch = await _handled_batch(settings, workspace, poison=3, set_wise=True)
+    events, deliveries = batch.events, batch.deliveries
+    items, issues = events[0::2], events[1::2]
+    assert [d.outcome for d in deliveries] == ["applied", "applied", "applied", "failed"]
+    assert "projection store rejected the event" in (deliveries[3].error or "")
+    # The bulk's writes, and the items' before it, were undone; then each event went through
+    # its own handler once more.
+    assert batch.runs == _Runs(
+        one_by_one=Counter({**{e.id: 2 for e in items}, **{e.id: 1 for e in issues}}),
+        set_wise=Counter(e.id for e in issues),
+    )
+    assert batch.live == 3
+    assert batch.claimed == 3
+
+
+async def test_events_applied_set_wise_each_continue_their_own_trace(
+    settings: Settings, workspace: str
+) -> None:
+    b = Builder(workspace)
+    issues = [b.issue(f"acme/shop#{n}", launch_keys=["L"]) for n in range(3)]
+    events = [b.launch("L", items=()), *issues]
+    traces = [(0xA0 + n, 0xB0 + n) for n in range(len(events))]
+    deliveries = _deliveries(events, [f"00-{t:032x}-{s:016x}-01" for t, s in traces])
+    app = create_app("insights", settings)
+    async with running(app):
+        consumer = projections(app)
+        with recording_spans() as exporter:
+            async with consumer.pool.acquire() as conn, conn.transaction():
+                await consumer._apply(conn, deliveries)
+        spans = exporter.get_finished_spans()
+    assert [d.outcome for d in deliveries] == ["applied"] * 4
+    consumed = {
+        (s.context.trace_id, s.parent.span_id if s.parent else None): s.name
+        for s in spans
+        if s.name.startswith("consume ")
+    }
+    assert consumed == {trace: f"consume {e.type}" for trace, e in zip(traces, events, strict=True)}
+    # The launch's signal continues the trace of the batch's last event that moved it.
+    refreshed = [s.context.trace_id for s in spans if s.name == "refresh signals"]
+    assert refreshed == [traces[-1][0]]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from insights import engine, signals
+from insights import engine, launch_signals, signals
 from insights.facts import Touch
 from prodops.db import Connection
 from prodops.events import utcnow
@@ -178,14 +178,14 @@ async def test_a_signal_that_cannot_be_refreshed_stays_and_the_others_refresh(
             lambda: client.get("/v1/signals/launches", headers=headers),
             lambda answer: len(answer.json()["items"]) == 2,
         )
-        real = signals.refresh_launch
+        real = launch_signals.refresh_launches
 
-        async def broken_for_l1(conn: Connection, ctx: signals.Context, key: str) -> None:
-            await real(conn, ctx, key)  # its writes must be undone with it
-            if key == "L1":
+        async def broken_for_l1(conn: Connection, ctx: signals.Context, keys: list[str]) -> None:
+            await real(conn, ctx, keys)  # its writes must be undone with it
+            if "L1" in keys:
                 raise RuntimeError("cannot compute L1")
 
-        monkeypatch.setattr(signals, "refresh_launch", broken_for_l1)
+        monkeypatch.setattr(engine, "refresh_launches", broken_for_l1)
         pool = app.state.pool
         await pool.execute(
             "UPDATE launch_fact SET name = 'Renamed ' || key WHERE workspace = $1", workspace

@@ -7,11 +7,13 @@ loses messages to an `asyncio.wait_for` race on Python 3.11 when its timeout is 
 its whole timeout to the latency when it is long; a push consumer has no client-side timeout.
 
 A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and the
-handlers run in one savepoint (if one raises, again with a savepoint each, so that only its
-writes are undone); acks go out only after the commit. A handler that raises is retried
-with back-off (nak with delay) and, at its last delivery, stored as a dead letter and acked, so it
-never blocks the events behind it. A process that dies leaves its messages unacknowledged: the
-server delivers them again after `ack_wait`, and the inbox skips what was already applied.
+handlers run in one savepoint (the types a bulk handler takes, set-wise, all at once); if one
+raises, each event runs again through its handler in a savepoint of its own, so that only the
+failing one's writes are undone. Acks go out only after the commit. A handler that raises is
+retried with back-off (nak with delay) and, at its last delivery, stored as a dead letter and
+acked, so it never blocks the events behind it. A process that dies leaves its messages
+unacknowledged: the server delivers them again after `ack_wait`, and the inbox skips what was
+already applied.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -29,17 +32,39 @@ from faststream.nats.message import NatsMessage
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Span, SpanKind
 
 from prodops.broker import ensure_stream
 from prodops.db import Connection, Pool
 from prodops.events import Event, new_id
 from prodops.settings import Settings
-from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent
+from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent, traceparent_of
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """An event of a batch, with the traceparent of its consume span."""
+
+    event: Event
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class BulkHandler:
+    """Applies many events of `types` at once, with the effect of their handlers in order.
+
+    The batch's other events run first, through their handlers: events of `types` must neither
+    read nor write what the others do, so that running them after the others changes nothing.
+    """
+
+    types: frozenset[str]
+    apply: Callable[[Connection, Sequence[Consumed]], Awaitable[None]]
+
+
 # How often a running consumer checks that its durable consumer still exists on the server.
 SUBSCRIPTION_CHECK_SECONDS = 5.0
 
@@ -110,6 +135,7 @@ class EventConsumer:
     handlers: Mapping[str, Handler]
     filter_subject: str = ">"
     hooks: BatchHooks | None = None
+    bulk: BulkHandler | None = None
     deliveries_seen: int = field(default=0, init=False)  # settled (acked or nakked) so far
     _queue: asyncio.Queue[Msg] = field(default_factory=asyncio.Queue, init=False)
     _subscription: _Subscription | None = field(default=None, init=False)
@@ -233,13 +259,11 @@ class EventConsumer:
     async def _run_handlers(self, conn: Connection, todo: list[_Delivery]) -> list[_Delivery]:
         """Run each delivery's handler in order; the failed ones, whose writes are undone."""
         if len(todo) > 1:
-            # Fast: all in one savepoint. A handler failing sends the batch to the careful
-            # pass, a savepoint per event (two round trips each), to keep only its writes out.
+            # Fast: all in one savepoint. A failure sends the batch to the careful pass, a
+            # savepoint per event (two round trips each), to keep only the failing one's writes out.
             try:
                 async with conn.transaction():
-                    for d in todo:
-                        assert d.event is not None
-                        await self._run_handler(conn, d.event, d.msg)
+                    await self._run_fast(conn, todo)
             except Exception:  # noqa: BLE001 - the careful pass tells which one failed
                 log.info("consumer %s: a handler failed; one event at a time", self.name)
             else:
@@ -255,6 +279,26 @@ class EventConsumer:
                 failed.append(d)
         return failed
 
+    async def _run_fast(self, conn: Connection, todo: list[_Delivery]) -> None:
+        bulk = self.bulk
+        together: list[_Delivery] = []
+        for d in todo:
+            assert d.event is not None
+            if bulk is not None and d.event.type in bulk.types:
+                together.append(d)
+            else:
+                await self._run_handler(conn, d.event, d.msg)
+        if bulk is None or not together:
+            return
+        with ExitStack() as spans:
+            # Each event's consume span lasts as long as the set-wise work that applies it.
+            consumed = [
+                Consumed(d.event, traceparent_of(spans.enter_context(self._span(d.event, d.msg))))
+                for d in together
+                if d.event is not None
+            ]
+            await bulk.apply(conn, consumed)
+
     async def _claim(self, conn: Connection, events: list[Event]) -> set[UUID]:
         if not events:
             return set()
@@ -268,8 +312,13 @@ class EventConsumer:
         return {r["event_id"] for r in rows}
 
     async def _run_handler(self, conn: Connection, event: Event, msg: Msg | None) -> None:
+        with self._span(event, msg):
+            await self.handlers[event.type](conn, event)
+
+    def _span(self, event: Event, msg: Msg | None) -> AbstractContextManager[Span]:
+        """The event's consume span, continuing the trace its message carries."""
         traceparent = (msg.headers or {}).get("traceparent") if msg else None
-        with span_from_traceparent(
+        return span_from_traceparent(
             f"consume {event.type}",
             traceparent or event.traceparent,
             kind=SpanKind.CONSUMER,
@@ -278,8 +327,7 @@ class EventConsumer:
                 "messaging.message.id": str(event.id),
                 "messaging.consumer.group.name": self.name,
             },
-        ):
-            await self.handlers[event.type](conn, event)
+        )
 
     async def _dead_letter(self, conn: Connection, d: _Delivery) -> None:
         event_id = d.event.id if d.event else _message_id(d.msg)

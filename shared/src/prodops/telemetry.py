@@ -198,6 +198,13 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+def traceparent_of(span: Span) -> str | None:
+    """The W3C traceparent of `span` (current or not), or None for an invalid one."""
+    carrier: dict[str, str] = {}
+    _TRACEPARENT.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier.get("traceparent")
+
+
 @contextmanager
 def span_from_traceparent(
     name: str,

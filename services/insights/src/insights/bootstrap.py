@@ -23,7 +23,12 @@ def consumers(pool: Pool, settings: Settings) -> Sequence[EventConsumer]:
     engine = SignalEngine()
     return [
         EventConsumer(
-            name=CONSUMER, pool=pool, settings=settings, handlers=engine.handlers(), hooks=engine
+            name=CONSUMER,
+            pool=pool,
+            settings=settings,
+            handlers=engine.handlers(),
+            hooks=engine,
+            bulk=engine.bulk(),
         )
     ]
 

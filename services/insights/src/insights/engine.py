@@ -21,8 +21,10 @@ from insights import facts_sql as fsql
 from insights import signals_sql as ssql
 from insights.contributions import REASON_METRICS, SCOPE_METRICS
 from insights.facts import AGGREGATES, Touch, apply_fact
+from insights.facts_bulk import ISSUE_TYPES, apply_issues
+from insights.launch_signals import refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from prodops.consumer import Handler
+from prodops.consumer import BulkHandler, Consumed, Handler
 from prodops.db import Connection
 from prodops.events import Event, utcnow
 from prodops.telemetry import current_traceparent, span_from_traceparent
@@ -74,6 +76,16 @@ class SignalEngine:
         # The signals this batch moves continue the trace of the last event that moved them.
         self.traces[event.workspace] = current_traceparent()
 
+    def bulk(self) -> BulkHandler:
+        """Tracker-issue events set-wise: their facts are read and written by them alone."""
+        return BulkHandler(ISSUE_TYPES, self.apply_issues)
+
+    async def apply_issues(self, conn: Connection, consumed: Sequence[Consumed]) -> None:
+        """Apply a batch's tracker-issue events as `apply` would one by one."""
+        await apply_issues(conn, [c.event for c in consumed], self.touches)
+        for c in consumed:
+            self.traces[c.event.workspace] = c.traceparent
+
     async def end(self, conn: Connection) -> None:
         """Refresh the contributions and signals the batch touched."""
         touches, self.touches = self.touches, {}
@@ -105,38 +117,46 @@ async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: d
     if touch.item_keys:
         rows = await conn.fetch(ssql.LAUNCHES_OF_ITEMS, ws, sorted(touch.item_keys))
         launches.update(r["key"] for r in rows)
-    work: list[tuple[str, Refresh]] = [
+    alignments: list[tuple[str, Refresh]] = [
         (f"alignment {ws}/{scope or '*'}", partial(signals.refresh_alignment, conn, ctx, scope))
         for scope in sorted(scopes)
     ]
-    work += [
-        (f"launch {ws}/{key}", partial(signals.refresh_launch, conn, ctx, key))
-        for key in sorted(launches)
+    keys = sorted(launches)
+
+    async def everything() -> None:
+        for _, refresh_one in alignments:
+            await refresh_one()
+        if keys:
+            await refresh_launches(conn, ctx, keys)
+
+    one_by_one = alignments + [
+        (f"launch {ws}/{key}", partial(refresh_launches, conn, ctx, [key])) for key in keys
     ]
-    await _guarded(conn, work)
+    await _guarded(conn, everything, one_by_one)
 
 
 Refresh = Callable[[], Coroutine[Any, Any, None]]
 
 
-async def _guarded(conn: Connection, work: Sequence[tuple[str, Refresh]]) -> None:
-    """Each refresh in order; one that fails leaves its signal as it was, and is logged.
+async def _guarded(
+    conn: Connection, everything: Refresh, one_by_one: Sequence[tuple[str, Refresh]]
+) -> None:
+    """Every refresh, the launches' together; one that fails leaves its signal as it was.
 
     One signal that cannot be computed must not stop every event behind it: the tick tries it
     again later.
     """
-    if len(work) > 1:
-        # Fast: all in one savepoint. One failing sends them to the careful pass, a savepoint
+    if len(one_by_one) > 1:
+        # Fast: all in one savepoint. A failure sends them to the careful pass, a savepoint
         # each (two round trips per signal), so that only the failing one is left as it was.
         try:
             async with conn.transaction():
-                for _, refresh_one in work:
-                    await refresh_one()
+                await everything()
         except Exception:  # noqa: BLE001 - the careful pass logs which one failed
             log.info("a signal refresh failed; refreshing one at a time")
         else:
             return
-    for what, refresh_one in work:
+    for what, refresh_one in one_by_one:
         try:
             async with conn.transaction():
                 await refresh_one()

@@ -1,9 +1,12 @@
-"""Signals from the totals and facts: compute, store with history, emit when they move."""
+"""Alignment signals from the totals: compute, store with history, emit when they move.
+
+Launch readiness is in `launch_signals`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from insights import domain, outbound
@@ -16,7 +19,6 @@ from prodops.events import (
     AlignmentChanged,
     Change,
     EventData,
-    LaunchReadinessChanged,
     Reason,
     make_event,
     new_id,
@@ -35,7 +37,7 @@ class Context:
     emit: bool = True  # False while rebuilding: no events, webhooks or history
 
 
-async def _emit(conn: Connection, ctx: Context, data: EventData) -> None:
+async def emit(conn: Connection, ctx: Context, data: EventData) -> None:
     event = make_event(
         data, service="insights", workspace=ctx.ws, traceparent=current_traceparent()
     )
@@ -43,7 +45,7 @@ async def _emit(conn: Connection, ctx: Context, data: EventData) -> None:
     await outbound.enqueue(conn, event)
 
 
-async def _history(conn: Connection, ctx: Context, kind: str, subject: str, value: Any) -> None:
+async def history(conn: Connection, ctx: Context, kind: str, subject: str, value: Any) -> None:
     if ctx.emit:
         await conn.execute(sql.ADD_HISTORY, ctx.ws, kind, subject, ctx.now, new_id(), value)
 
@@ -157,9 +159,9 @@ async def refresh_alignment(conn: Connection, ctx: Context, scope: str) -> None:
             "customer": new.customer,
             "components": new.components,
         }
-        await _history(conn, ctx, "alignment", scope, value)
+        await history(conn, ctx, "alignment", scope, value)
     if ctx.emit and domain.alignment_changed(old, new):
-        await _emit(
+        await emit(
             conn,
             ctx,
             AlignmentChanged(
@@ -168,113 +170,5 @@ async def refresh_alignment(conn: Connection, ctx: Context, scope: str) -> None:
                 strategic=Change(from_=old.strategic if old else None, to=new.strategic),
                 customer=Change(from_=old.customer if old else None, to=new.customer),
                 reasons=reasons,
-            ),
-        )
-
-
-# --- launch readiness ---------------------------------------------------------------------------
-
-
-async def launch_facts(
-    conn: Connection, ctx: Context, key: str
-) -> tuple[str, domain.LaunchFacts] | None:
-    """The launch's checklist, linked issues and support volume, or None when it is gone."""
-    launch = await conn.fetchrow(sql.LAUNCH, ctx.ws, key)
-    if launch is None:
-        return None
-    items = sorted(
-        set(launch["item_keys"])
-        | {r["key"] for r in await conn.fetch(sql.LAUNCH_ITEMS, ctx.ws, key)}
-    )
-    issues = tuple(
-        domain.LinkedIssue(
-            id=str(r["id"]),
-            key=r["key"],
-            state=r["state"],
-            kind=r["kind"],
-            priority=r["priority"],
-            labels=tuple(r["labels"]),
-            closed_at=r["closed_at"],
-        )
-        for r in await conn.fetch(sql.LAUNCH_ISSUES, ctx.ws, key, items)
-    )
-    checklist = tuple(
-        domain.ChecklistEntry(
-            id=e["id"],
-            title=e["title"],
-            required=e["required"],
-            done=e["done"],
-            due_date=date.fromisoformat(e["due_date"]) if e.get("due_date") else None,
-        )
-        for e in launch["checklist"]
-    )
-    p = ctx.readiness
-    split = ctx.now - timedelta(days=p.support_recent_days)
-    start = split - timedelta(days=p.support_baseline_days)
-    s = await conn.fetchrow(sql.LAUNCH_SUPPORT, ctx.ws, items, split, start, ctx.now)
-    assert s is not None  # an aggregate always returns its one row
-    support = domain.SupportWindow(
-        recent=s["recent"],
-        recent_negative=s["recent_negative"],
-        baseline=s["baseline"],
-        baseline_negative=s["baseline_negative"],
-        recent_ids=tuple(s["recent_ids"] or ()),
-    )
-    facts = domain.LaunchFacts(
-        key=key,
-        status=launch["status"],
-        target_date=launch["target_date"],
-        checklist=checklist,
-        issues=issues,
-        support=support,
-    )
-    return launch["name"], facts
-
-
-async def refresh_launch(conn: Connection, ctx: Context, key: str) -> None:
-    """Recompute one launch's readiness; store it, and emit if its status or band moved."""
-    found = await launch_facts(conn, ctx, key)
-    if found is None:
-        await conn.execute(sql.DROP_LAUNCH_SIGNAL, ctx.ws, key)
-        return
-    name, facts = found
-    new = domain.launch_readiness(facts, ctx.readiness, ctx.now)
-    row = await conn.fetchrow(sql.LAUNCH_SIGNAL, ctx.ws, key)
-    old = (
-        None
-        if row is None
-        else domain.Readiness(row["status"], row["score"], row["components"], (), row["details"])
-    )
-    reasons = [r.model_dump() for r in new.reasons]
-    await conn.execute(
-        sql.PUT_LAUNCH_SIGNAL,
-        ctx.ws,
-        key,
-        name,
-        new.status,
-        new.score,
-        new.components,
-        reasons,
-        new.details,
-        ctx.now,
-    )
-    if old is None or (old.status, old.score) != (new.status, new.score):
-        await _history(
-            conn,
-            ctx,
-            "launch",
-            key,
-            {"status": new.status, "score": new.score, "components": new.components},
-        )
-    if ctx.emit and domain.readiness_changed(old, new):
-        await _emit(
-            conn,
-            ctx,
-            LaunchReadinessChanged(
-                launch_key=key,
-                status=Change(from_=old.status if old else None, to=new.status),
-                score=Change(from_=old.score if old else None, to=new.score),
-                components=new.components,
-                reasons=list(new.reasons),
             ),
         )

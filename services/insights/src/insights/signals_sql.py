@@ -23,30 +23,41 @@ WHERE workspace = $1 AND metric = 'tag_unaddressed' AND sub = '' AND contributor
 ORDER BY value DESC, target LIMIT 5
 """
 
-LAUNCH = """
+LAUNCHES = """
 SELECT key, name, status, target_date, item_keys, checklist FROM launch_fact
-WHERE workspace = $1 AND key = $2
+WHERE workspace = $1 AND key = ANY($2::text[])
+ORDER BY key
 """
-LAUNCH_ITEMS = "SELECT key FROM item_fact WHERE workspace = $1 AND launch_key = $2"
-# A UNION, not an OR: each half uses its own array index.
-LAUNCH_ISSUES = """
-SELECT id, key, state, kind, priority, labels, closed_at FROM issue_fact
-WHERE workspace = $1 AND launch_keys @> ARRAY[$2::text]
+LAUNCHES_ITEMS = """
+SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY($2::text[])
+"""
+# Issues linked to any of the launches ($2) or to any of their items ($3). A UNION, not an OR:
+# each half uses its own array index.
+LAUNCHES_ISSUES = """
+SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys FROM issue_fact
+WHERE workspace = $1 AND launch_keys && $2::text[]
 UNION
-SELECT id, key, state, kind, priority, labels, closed_at FROM issue_fact
+SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys FROM issue_fact
 WHERE workspace = $1 AND item_keys && $3::text[]
 ORDER BY key, id
 """
-LAUNCH_SUPPORT = """
+# Per launch ($2, paired with each of its item keys $3): distinct feedback in the recent window
+# (from $4) and the baseline window before it (from $5), up to now ($6).
+LAUNCHES_SUPPORT = """
 SELECT
-    count(DISTINCT feedback_id) FILTER (WHERE created_at >= $3) AS recent,
-    count(DISTINCT feedback_id) FILTER (WHERE created_at >= $3 AND negative) AS recent_negative,
-    count(DISTINCT feedback_id) FILTER (WHERE created_at < $3) AS baseline,
-    count(DISTINCT feedback_id) FILTER (WHERE created_at < $3 AND negative) AS baseline_negative,
-    (array_agg(DISTINCT feedback_id::text) FILTER (WHERE created_at >= $3))[1:50] AS recent_ids
-FROM feedback_item
-WHERE workspace = $1 AND item_key = ANY($2::text[]) AND counted
-  AND created_at >= $4 AND created_at <= $5
+    p.launch,
+    count(DISTINCT f.feedback_id) FILTER (WHERE f.created_at >= $4) AS recent,
+    count(DISTINCT f.feedback_id) FILTER (WHERE f.created_at >= $4 AND f.negative)
+        AS recent_negative,
+    count(DISTINCT f.feedback_id) FILTER (WHERE f.created_at < $4) AS baseline,
+    count(DISTINCT f.feedback_id) FILTER (WHERE f.created_at < $4 AND f.negative)
+        AS baseline_negative,
+    (array_agg(DISTINCT f.feedback_id::text) FILTER (WHERE f.created_at >= $4))[1:50]
+        AS recent_ids
+FROM unnest($2::text[], $3::text[]) AS p (launch, item_key)
+JOIN feedback_item AS f ON f.workspace = $1 AND f.item_key = p.item_key
+WHERE f.counted AND f.created_at >= $5 AND f.created_at <= $6
+GROUP BY p.launch
 """
 LAUNCHES_OF_ITEMS = """
 SELECT key FROM launch_fact WHERE workspace = $1 AND item_keys && $2::text[]
@@ -55,7 +66,9 @@ WHERE workspace = $1 AND key = ANY($2::text[]) AND launch_key IS NOT NULL
 """
 ALL_LAUNCHES = "SELECT key FROM launch_fact WHERE workspace = $1"
 
-LAUNCH_SIGNAL = "SELECT * FROM launch_signal WHERE workspace = $1 AND launch_key = $2"
+LAUNCH_SIGNALS = """
+SELECT * FROM launch_signal WHERE workspace = $1 AND launch_key = ANY($2::text[])
+"""
 PUT_LAUNCH_SIGNAL = """
 INSERT INTO launch_signal (workspace, launch_key, name, status, score, components, reasons,
                            details, computed_at, changed_at)
@@ -68,7 +81,9 @@ SET name = EXCLUDED.name, status = EXCLUDED.status, score = EXCLUDED.score,
                        AND launch_signal.score = EXCLUDED.score
                       THEN launch_signal.changed_at ELSE EXCLUDED.computed_at END
 """
-DROP_LAUNCH_SIGNAL = "DELETE FROM launch_signal WHERE workspace = $1 AND launch_key = $2"
+DROP_LAUNCH_SIGNALS = """
+DELETE FROM launch_signal WHERE workspace = $1 AND launch_key = ANY($2::text[])
+"""
 
 ALIGNMENT_SIGNAL = "SELECT * FROM alignment_signal WHERE workspace = $1 AND scope = $2"
 PUT_ALIGNMENT_SIGNAL = """
