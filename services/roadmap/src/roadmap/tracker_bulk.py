@@ -88,9 +88,14 @@ class _Round:
     async def apply(self, conn: Connection, workspace: str) -> None:
         if not self.issues:
             return
-        providers = [provider for provider, _ in self.issues]
-        external_ids = [external_id for _, external_id in self.issues]
-        rows = await conn.fetch(sql.LOCK_MANY, workspace, providers, external_ids)
+        keys = sorted(self.issues)
+        providers = [provider for provider, _ in keys]
+        external_ids = [external_id for _, external_id in keys]
+        # Prepared afresh, so planned for these keys and the table as it is now. A cached plan
+        # made while the table was young and nearly empty read every issue of the workspace
+        # once per key: with many issues, most of the normaliser's time.
+        lookup = await conn.prepare(sql.LOCK_MANY)
+        rows = await lookup.fetch(workspace, providers, external_ids)
         stored = {(r["provider"], r["external_id"]): r for r in rows}
         links: dict[UUID, Links] = {r["id"]: {} for r in rows}
         if rows:

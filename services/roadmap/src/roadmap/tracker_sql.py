@@ -68,12 +68,16 @@ INSERT_ISSUE = f"""{INSERT_NEW_ISSUE}ON CONFLICT (workspace, provider, external_
 RETURNING *
 """
 
+# One unique-index lookup per key, in the keys' order (the caller sorts them, so batches lock in
+# one order); the LIMIT keeps each lookup from being turned into a join.
 LOCK_MANY = """
-SELECT * FROM tracker_issue
-WHERE workspace = $1
-  AND (provider, external_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-ORDER BY id
-FOR UPDATE
+SELECT t.* FROM unnest($2::text[], $3::text[]) AS k (provider, external_id)
+CROSS JOIN LATERAL (
+    SELECT * FROM tracker_issue
+    WHERE workspace = $1 AND provider = k.provider AND external_id = k.external_id
+    LIMIT 1
+    FOR UPDATE
+) AS t
 """
 
 SELECT_MANY = "SELECT * FROM tracker_issue WHERE id = ANY($1::uuid[])"
