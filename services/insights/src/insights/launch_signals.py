@@ -62,9 +62,9 @@ async def _linked_issues(
     for r in rows:  # thousands of rows per batch: unpacked once, positionally
         ident, key, state, kind, priority, labels, closed_at, item_keys, launch_keys = r
         issue = domain.LinkedIssue(str(ident), key, state, kind, priority, tuple(labels), closed_at)
-        to = {k for k in launch_keys if k in linked}
+        to = dict.fromkeys(k for k in launch_keys if k in linked)
         for item in item_keys:
-            to.update(launches_of_item.get(item, ()))
+            to.update(dict.fromkeys(launches_of_item.get(item, ())))
         for launch in to:
             linked[launch].append(issue)
     return linked

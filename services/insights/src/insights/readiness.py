@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any, Literal
 
 from insights.policies import ReadinessPolicy
@@ -103,9 +104,17 @@ class Findings:
 
 def is_blocker(issue: LinkedIssue, policy: ReadinessPolicy) -> bool:
     """An open issue with a blocker label (any case) or of a blocker priority."""
-    wanted = {label.strip().casefold() for label in policy.blocker_labels}
+    if issue.state != "open":
+        return False
+    wanted = _folded(tuple(policy.blocker_labels))
     labelled = any(label.strip().casefold() in wanted for label in issue.labels)
-    return issue.state == "open" and (labelled or issue.priority in policy.blocker_priorities)
+    return labelled or issue.priority in policy.blocker_priorities
+
+
+@cache
+def _folded(labels: tuple[str, ...]) -> frozenset[str]:
+    # Asked once per open issue of every launch refreshed: fold a policy's labels once.
+    return frozenset(label.strip().casefold() for label in labels)
 
 
 def is_serious_bug(issue: LinkedIssue, policy: ReadinessPolicy) -> bool:
