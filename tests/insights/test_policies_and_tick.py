@@ -106,7 +106,11 @@ async def test_the_tick_turns_a_stalled_launch_at_risk_and_ages_out_feedback(
             b.issue("acme/shop#1", item_keys=["A"]),
             b.feedback("old", item_keys=["A"], created_at=days_ago(179)),
         )
-        signal = await eventually(lambda: _launch(client, read), lambda s: s is not None)
+        # The issue may come in a later batch than the launch: wait until the signal has it.
+        signal = await eventually(
+            lambda: _launch(client, read),
+            lambda s: s is not None and s["details"]["total_issues"] == 1,
+        )
         assert signal["status"] == "on_track"
         assert (await client.get("/v1/demand", headers=read)).json()["items"]
 

@@ -52,7 +52,7 @@ async def launch_facts(
 async def _linked_issues(
     conn: Connection, ctx: Context, items: Mapping[str, set[str]]
 ) -> dict[str, list[domain.LinkedIssue]]:
-    """Each launch's issues: linked to it, or to one of its items; by key, then id."""
+    """Each launch's issues: linked to it, or to one of its items; by id."""
     launches_of_item: dict[str, list[str]] = defaultdict(list)
     for launch, keys in items.items():
         for key in keys:

@@ -31,15 +31,13 @@ ORDER BY key
 LAUNCHES_ITEMS = """
 SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY($2::text[])
 """
-# Issues linked to any of the launches ($2) or to any of their items ($3). A UNION, not an OR:
-# each half uses its own array index.
+# Issues linked to any of the launches ($2) or to any of their items ($3): a BitmapOr of the two
+# array indexes where few match, one scan where most do (a UNION would also hash every row to
+# drop the duplicates, and ordering by key would sort on text).
 LAUNCHES_ISSUES = """
 SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys FROM issue_fact
-WHERE workspace = $1 AND launch_keys && $2::text[]
-UNION
-SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys FROM issue_fact
-WHERE workspace = $1 AND item_keys && $3::text[]
-ORDER BY key, id
+WHERE workspace = $1 AND (launch_keys && $2::text[] OR item_keys && $3::text[])
+ORDER BY id
 """
 # Per launch ($2, paired with each of its item keys $3): distinct feedback in the recent window
 # (from $4) and the baseline window before it (from $5), up to now ($6).
