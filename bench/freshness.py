@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -24,6 +25,21 @@ from bench.results import Figure, Report, ms, percentile
 from bench.stack import WORKSPACE, Stack
 
 TARGET_P50, TARGET_P99 = 0.100, 0.500
+# Where the time went, from the timestamps the pipeline writes (each the start of the transaction
+# that wrote it), for what the run sent ($1: the database's clock when it began): stored →
+# normalised (its event in the outbox), outbox → published, published → the insights batch.
+_STAGES = {
+    "stored → normalised": """
+        SELECT extract(epoch FROM processed_at - received_at) AS s FROM roadmap.webhook_delivery
+        WHERE received_at >= $1 AND processed_at IS NOT NULL""",
+    "normalised → published": """
+        SELECT extract(epoch FROM sent_at - created_at) AS s FROM roadmap.outbox
+        WHERE created_at >= $1 AND sent_at IS NOT NULL""",
+    "published → applied by insights": """
+        SELECT extract(epoch FROM i.processed_at - o.sent_at) AS s
+        FROM insights.inbox AS i JOIN roadmap.outbox AS o ON o.id = i.event_id
+        WHERE o.created_at >= $1""",
+}
 _READ = """
 SELECT launch_key, (details->>'total_issues')::int AS n FROM insights.launch_signal
 WHERE workspace = $1 AND launch_key = ANY($2::text[])
@@ -101,6 +117,7 @@ async def run(stack: Stack, options: FreshnessOptions, mode: str) -> Report:
     watching = asyncio.create_task(
         observer.watch(stack.settings.database_url, options.poll_seconds, stop)
     )
+    began = await _database_now(stack.settings.database_url)
     sent = await loadgen.run(spec, workers=options.workers)
     try:
         await asyncio.wait_for(asyncio.shield(watching), options.grace_seconds)
@@ -139,6 +156,29 @@ async def run(stack: Stack, options: FreshnessOptions, mode: str) -> Report:
         "max_ms": ms(latencies[-1]) if latencies else math.nan,
         "ingest": summary(sent),
         "observer_poll_ms": options.poll_seconds * 1000,
+        "stages_ms": await stages(stack.settings.database_url, began),
         "options": options.__dict__,
     }
     return report
+
+
+async def _database_now(database_url: str) -> datetime:
+    conn = await asyncpg.connect(database_url)
+    try:
+        now: datetime = await conn.fetchval("SELECT now()")
+    finally:
+        await conn.close()
+    return now
+
+
+async def stages(database_url: str, since: datetime) -> dict[str, dict[str, float]]:
+    """p50, p90 and p99 of each stage, for what was written since `since`."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = {}
+        for stage, query in _STAGES.items():
+            spans = sorted(float(r["s"]) for r in await conn.fetch(query, since))
+            found[stage] = {f"p{q}": ms(percentile(spans, q)) for q in (50, 90, 99)}
+    finally:
+        await conn.close()
+    return found
