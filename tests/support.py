@@ -24,9 +24,10 @@ from fastapi import FastAPI
 
 from insights.engine import CONSUMER
 from prodops.auth import SCOPES, mint_token
-from prodops.consumer import BulkHandler, Consumed, EventConsumer, Handler
+from prodops.consumer import EventConsumer
 from prodops.db import Connection
 from prodops.events import Event, ItemUpserted, new_id, utcnow
+from prodops.handlers import BulkHandler, Consumed, Handler
 from prodops.settings import Settings
 
 T = TypeVar("T")

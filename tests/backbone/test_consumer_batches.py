@@ -10,9 +10,10 @@ from uuid import UUID
 
 from nats.aio.msg import Msg
 
-from prodops.consumer import BulkHandler, Consumed, EventConsumer, _Delivery
+from prodops.consumer import EventConsumer, _Delivery
 from prodops.db import Connection
 from prodops.events import Event
+from prodops.handlers import BulkHandler, Consumed
 from prodops.settings import Settings
 from prodops.telemetry import recording_spans
 from signal_events import Builder

@@ -9,8 +9,8 @@ import nats
 from feedback.domain import FeedbackInput
 from feedback.service import create_feedback
 from prodops.broker import ensure_stream
-from prodops.consumer import purge_inbox
 from prodops.db import create_pool, workspace_transaction
+from prodops.inbox import purge_inbox
 from prodops.outbox import OutboxRelay
 from prodops.settings import Settings
 from support import auth, create_app, eventually, running, stream_messages, summary

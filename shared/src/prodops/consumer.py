@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,36 +34,15 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import Span, SpanKind
 
+from prodops import inbox
 from prodops.broker import ensure_stream
 from prodops.db import Connection, Pool
 from prodops.events import Event, new_id
+from prodops.handlers import BatchHooks, BulkHandler, Consumed, Handler
 from prodops.settings import Settings
 from prodops.telemetry import EVENTS_CONSUMED, span_from_traceparent, traceparent_of
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Connection, Event], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Consumed:
-    """An event of a batch, with the traceparent of its consume span."""
-
-    event: Event
-    traceparent: str | None
-
-
-@dataclass(frozen=True)
-class BulkHandler:
-    """Applies many events of `types` at once, with the effect of their handlers in order.
-
-    The batch's other events run first, through their handlers: events of `types` must neither
-    read nor write what the others do, so that running them after the others changes nothing.
-    """
-
-    types: frozenset[str]
-    apply: Callable[[Connection, Sequence[Consumed]], Awaitable[None]]
-
 
 # How often a running consumer checks that its durable consumer still exists on the server.
 SUBSCRIPTION_CHECK_SECONDS = 5.0
@@ -77,31 +56,6 @@ class _Subscription(Protocol):
 
     async def stop(self) -> None:
         """Unsubscribe."""
-
-
-class BatchHooks(Protocol):
-    """Work a consumer does once per batch, in the batch's transaction, around its handlers."""
-
-    async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
-        """Before the handlers run (e.g. take the locks the batch needs, in a fixed order)."""
-
-    async def end(self, conn: Connection) -> None:
-        """After the handlers ran; raising fails the whole batch, which is redelivered."""
-
-
-_CLAIM = """
-INSERT INTO inbox (consumer, event_id, workspace, type)
-SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
-ON CONFLICT DO NOTHING RETURNING event_id
-"""
-_UNCLAIM = "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
-_DEAD_LETTER = """
-INSERT INTO dead_letter
-    (id, consumer, event_id, workspace, type, subject, payload, error, deliveries)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (consumer, event_id) DO UPDATE
-SET error = EXCLUDED.error, deliveries = EXCLUDED.deliveries, status = 'dead', replayed_at = NULL
-"""
 
 
 @dataclass
@@ -234,7 +188,7 @@ class EventConsumer:
         for d in deliveries:
             if d.event is not None and d.event.type not in self.handlers:
                 d.outcome = "ignored"
-        fresh = await self._claim(conn, [d.event for d in events if d.event is not None])
+        fresh = await inbox.claim(conn, self.name, [d.event for d in events if d.event is not None])
         if self.hooks is not None:
             await self.hooks.begin(conn, [d.event for d in events if d.event is not None])
         todo: list[_Delivery] = []
@@ -249,7 +203,7 @@ class EventConsumer:
         if self.hooks is not None:
             await self.hooks.end(conn)
         if failed:
-            await conn.execute(_UNCLAIM, self.name, [d.event.id for d in failed if d.event])
+            await inbox.release(conn, self.name, [d.event.id for d in failed if d.event])
         for d in deliveries:
             # An undecodable body can never succeed, so it is dead-lettered at once.
             last_try = d.event is None or d.attempts >= self.settings.consumer_max_deliver
@@ -299,18 +253,6 @@ class EventConsumer:
             ]
             await bulk.apply(conn, consumed)
 
-    async def _claim(self, conn: Connection, events: list[Event]) -> set[UUID]:
-        if not events:
-            return set()
-        rows = await conn.fetch(
-            _CLAIM,
-            self.name,
-            [e.id for e in events],
-            [e.workspace for e in events],
-            [e.type for e in events],
-        )
-        return {r["event_id"] for r in rows}
-
     async def _run_handler(self, conn: Connection, event: Event, msg: Msg | None) -> None:
         with self._span(event, msg):
             await self.handlers[event.type](conn, event)
@@ -331,19 +273,17 @@ class EventConsumer:
 
     async def _dead_letter(self, conn: Connection, d: _Delivery) -> None:
         event_id = d.event.id if d.event else _message_id(d.msg)
-        workspace = d.event.workspace if d.event else d.msg.subject.rsplit(".", 1)[-1]
-        await conn.execute(
-            _DEAD_LETTER,
-            new_id(),
-            self.name,
-            event_id,
-            workspace,
-            d.event.type if d.event else "undecodable",
-            d.msg.subject,
-            d.msg.data,
-            d.error or "unknown error",
-            d.attempts,
+        letter = inbox.DeadLetter(
+            consumer=self.name,
+            event_id=event_id,
+            workspace=d.event.workspace if d.event else d.msg.subject.rsplit(".", 1)[-1],
+            type=d.event.type if d.event else "undecodable",
+            subject=d.msg.subject,
+            payload=d.msg.data,
+            error=d.error or "unknown error",
+            deliveries=d.attempts,
         )
+        await inbox.store_dead_letter(conn, letter)
         d.outcome = "dead_lettered"
         log.error("consumer %s: event %s dead-lettered: %s", self.name, event_id, d.error)
 
@@ -364,7 +304,7 @@ class EventConsumer:
     async def replay(self, conn: Connection, payload: bytes) -> bool:
         """Apply a stored event again in the caller's transaction; False if applied already."""
         event = Event.from_bytes(payload)
-        fresh = await self._claim(conn, [event])
+        fresh = await inbox.claim(conn, self.name, [event])
         if event.id in fresh:
             if self.hooks is not None:
                 await self.hooks.begin(conn, [event])
@@ -388,12 +328,3 @@ def _message_id(msg: Msg) -> UUID:
         return UUID((msg.headers or {}).get("Nats-Msg-Id", ""))
     except ValueError:
         return new_id()
-
-
-_PURGE_INBOX = "DELETE FROM inbox WHERE processed_at < now() - $1::float8 * interval '1 hour'"
-
-
-async def purge_inbox(pool: Pool, *, older_than_hours: float) -> int:
-    """Forget claims older than the redelivery horizon (version gating covers anything later)."""
-    status: str = await pool.execute(_PURGE_INBOX, older_than_hours)
-    return int(status.rsplit(maxsplit=1)[-1])

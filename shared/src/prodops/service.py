@@ -21,7 +21,7 @@ from faststream.specification import AsyncAPI
 from prodops import __version__
 from prodops.auth import install_auth
 from prodops.broker import create_broker, ensure_stream, jetstream
-from prodops.consumer import EventConsumer, purge_inbox
+from prodops.consumer import EventConsumer
 from prodops.db import Pool, create_pool
 from prodops.events import EventData, envelope_model
 from prodops.http_telemetry import NATIVE_TELEMETRY_OFF, instrument_app
@@ -30,6 +30,7 @@ from prodops.idempotency import (
     document_idempotency_key,
     purge_expired_keys,
 )
+from prodops.inbox import purge_inbox
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
 from prodops.outbox import OutboxRelay
 from prodops.problems import install_problem_handlers

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from feedback import postgres, service
-from prodops.consumer import EventConsumer, Handler
+from prodops.consumer import EventConsumer
 from prodops.db import Connection, Pool
 from prodops.events import Event, ItemDeleted, ItemUpserted
+from prodops.handlers import Handler
 from prodops.settings import Settings
 
 CONSUMER = "feedback-items"
