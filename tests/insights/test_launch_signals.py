@@ -1,14 +1,18 @@
-"""Launches read together get the facts each gets read alone: no issue or feedback strays."""
+"""Launch facts read set-wise: each launch gets what it gets alone, as readiness would see it."""
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from insights import launch_signals, readiness
 from insights.facts import Touch, apply_fact
 from insights.launch_signals import launch_facts, refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.readiness import PRIORITIES, LinkedIssue, summarize
 from insights.signals import Context
 from prodops.db import Pool, create_pool
 from prodops.events import Event, utcnow
@@ -73,10 +77,19 @@ async def test_launches_read_together_get_what_each_gets_read_alone(
         alone = {k: v for key in keys for k, v in (await launch_facts(conn, ctx, [key])).items()}
         assert together == alone
         assert sorted(together) == ["L1", "L2", "L3", "L4"]
-        issues = {k: sorted(i.key for i in f.issues) for k, (_, f) in together.items()}
-        assert issues == {
+        summaries = {k: f.summary for k, (_, f) in together.items()}
+        assert {k: s.total for k, s in summaries.items() if s} == {
+            "L1": 3,
+            "L2": 3,
+            "L3": 2,
+            "L4": 0,
+        }
+        open_keys = {
+            k: sorted(i.key for i in s.most_severe_open) for k, s in summaries.items() if s
+        }
+        assert open_keys == {
             "L1": ["acme/shop#0", "acme/shop#1", "acme/shop#3"],
-            "L2": ["acme/shop#1", "acme/shop#2", "acme/shop#3"],
+            "L2": ["acme/shop#1", "acme/shop#3"],  # and the closed acme/shop#2
             "L3": ["acme/shop#3", "acme/shop#4"],
             "L4": [],
         }
@@ -97,3 +110,87 @@ async def test_launches_read_together_get_what_each_gets_read_alone(
             "SELECT launch_key FROM launch_signal WHERE workspace = $1 ORDER BY 1", workspace
         )
         assert [r["launch_key"] for r in keys_held] == ["L1", "L3", "L4"]
+
+
+_LABELS = (
+    "P1",
+    "blocker",
+    " Blocker ",
+    "BLOCKER",
+    "stop-ship",
+    "STRASSE",
+    "straße",
+    "\tblocker",
+    "ui",
+)
+
+
+def _random_issue(b: Builder, rng: random.Random, n: int) -> tuple[Event, dict[str, Any]]:
+    """A random issue, linked to some launches and some items, and its fields."""
+    state = rng.choice(("open", "open", "closed"))
+    fields: dict[str, Any] = {
+        "state": state,
+        "kind": rng.choice(("bug", "bug", "task", "feature")),
+        "priority": rng.choice(PRIORITIES),
+        "labels": rng.sample(_LABELS, rng.randint(0, 2)),
+        "launch_keys": rng.sample(["L1", "L2", "L3"], rng.randint(0, 2)),
+        "item_keys": rng.sample(["K-1", "K-2", "K-3", "K-4"], rng.randint(0, 2)),
+        "closed_at": days_ago(rng.choice((1, 5, 20, 40))) if state == "closed" else None,
+    }
+    return b.issue(f"acme/shop#{n}", **fields), fields
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_database_summarises_issues_as_readiness_does(
+    pool: Pool, workspace: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    b = Builder(workspace)
+    # Few evidence ids, so that the most severe open ones are a cut, not all of them.
+    monkeypatch.setattr(readiness, "MAX_EVIDENCE", 4)
+    monkeypatch.setattr(launch_signals, "MAX_EVIDENCE", 4)
+    policy = ReadinessPolicy.model_validate(
+        {
+            "blocker_labels": rng.sample(["blocker", "Straße", "stop-ship"], rng.randint(1, 2)),
+            "blocker_priorities": rng.sample(PRIORITIES, rng.randint(0, 2)),
+            "serious_bug_priorities": rng.sample(PRIORITIES, rng.randint(1, 3)),
+            "bug_load": {p: rng.choice((0.25, 0.3, 1.0, 3.5)) for p in PRIORITIES},
+            "throughput_window_days": rng.choice((3, 14, 30)),
+        }
+    )
+    ctx = Context(
+        ws=workspace,
+        now=utcnow(),
+        readiness=policy,
+        feedback_weight=FeedbackWeightPolicy.model_validate({}),
+        emit=False,
+    )
+    launches = {"L1": {"K-1", "K-2"}, "L2": {"K-2"}, "L3": set()}
+    events = [b.item(f"K-{n}", launch_key="L3" if n == 4 else None) for n in range(1, 5)]
+    events += [b.launch(key, items=tuple(sorted(items))) for key, items in launches.items()]
+    launches["L3"].add("K-4")  # through the item's own launch key
+    issues = [_random_issue(b, rng, n) for n in range(40)]
+    async with pool.acquire() as conn, conn.transaction():
+        for event in [*events, *(e for e, _ in issues)]:
+            await apply_fact(conn, event, Touch())
+        found = await launch_facts(conn, ctx, sorted(launches))
+    for key, items in launches.items():
+        linked = [
+            LinkedIssue(
+                b.id_of(f"issue:acme/shop#{n}"),
+                f"acme/shop#{n}",
+                f["state"],
+                f["kind"],
+                f["priority"],
+                tuple(f["labels"]),
+                f["closed_at"],
+            )
+            for n, (_, f) in enumerate(issues)
+            if key in f["launch_keys"] or items & set(f["item_keys"])
+        ]
+        expected = summarize(linked, policy, ctx.now)
+        got = found[key][1].summary
+        assert got is not None
+        assert got.open_bug_load == pytest.approx(expected.open_bug_load)
+        assert replace(got, open_bug_load=0.0) == replace(expected, open_bug_load=0.0), key
+    assert any(found[k][1].summary.blockers for k in launches)  # type: ignore[union-attr]

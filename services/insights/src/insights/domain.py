@@ -15,7 +15,6 @@ from insights.readiness import (
     SupportWindow,
     findings,
     is_blocker,
-    open_bug_load,
     status,
 )
 from insights.readiness_reasons import details, reasons
@@ -52,11 +51,11 @@ def launch_readiness(facts: LaunchFacts, policy: ReadinessPolicy, now: datetime)
     """The launch's readiness at `now` under `policy` (design.md §5)."""
     found = findings(facts, policy, now)
     required = sum(1 for e in facts.checklist if e.required)
-    closed = sum(1 for i in facts.issues if i.state == "closed")
+    issues = found.issues
     parts = {
         "checklist": ratio(required - len(found.incomplete), required, empty=1.0),
-        "delivery": ratio(closed, len(facts.issues), empty=1.0),
-        "quality": 1 / (1 + open_bug_load(facts.issues, policy)),
+        "delivery": ratio(issues.total - issues.open, issues.total, empty=1.0),
+        "quality": 1 / (1 + issues.open_bug_load),
         "schedule": found.schedule.component,
     }
     weights = policy.weights.model_dump()

@@ -2,8 +2,10 @@
 
 A batch of tracker events can move every launch of a workspace; read one launch at a time, that
 was six round trips per launch. Here it is the same number for any number of launches: the
-launches, their items, the issues linked to any of them, and the support volume of each; then
-the signals held before, and one pipelined write of the new ones.
+launches, their items, a summary of the issues linked to each, and the support volume of each;
+then the signals held before, and one pipelined write of the new ones. The database summarises
+the issues (counts, bug load, and only the issues readiness names), so that a launch's thousands
+of issues are counted where they are stored rather than each sent to Python and built there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from insights import domain
 from insights import signals_sql as sql
+from insights.policies import ReadinessPolicy
+from insights.readiness import MAX_EVIDENCE, PRIORITIES, IssueSummary, folded_labels
 from insights.signals import Context, emit, history
 from prodops.db import Connection
 from prodops.events import Change, LaunchReadinessChanged
@@ -31,7 +35,7 @@ async def launch_facts(
     items: dict[str, set[str]] = {r["key"]: set(r["item_keys"]) for r in launches}
     for r in await conn.fetch(sql.LAUNCHES_ITEMS, ctx.ws, found):
         items[r["launch_key"]].add(r["key"])
-    issues = await _linked_issues(conn, ctx, items)
+    summaries = await _issue_summaries(conn, ctx, items)
     support = await _support(conn, ctx, items)
     return {
         r["key"]: (
@@ -41,35 +45,86 @@ async def launch_facts(
                 status=r["status"],
                 target_date=r["target_date"],
                 checklist=tuple(_checklist(r["checklist"])),
-                issues=tuple(issues[r["key"]]),
+                issues=(),
                 support=support.get(r["key"], _NO_SUPPORT),
+                summary=summaries.get(r["key"], _NO_ISSUES),
             ),
         )
         for r in launches
     }
 
 
-async def _linked_issues(
+async def _issue_summaries(
     conn: Connection, ctx: Context, items: Mapping[str, set[str]]
-) -> dict[str, list[domain.LinkedIssue]]:
-    """Each launch's issues: linked to it, or to one of its items; by id."""
+) -> dict[str, IssueSummary]:
+    """Each launch's linked issues (to it, or to one of its items), summarised by the database."""
+    p = ctx.readiness
     launches_of_item: dict[str, list[str]] = defaultdict(list)
     for launch, keys in items.items():
         for key in keys:
             launches_of_item[key].append(launch)
-    rows = await conn.fetch(sql.LAUNCHES_ISSUES, ctx.ws, list(items), sorted(launches_of_item))
-    linked: dict[str, list[domain.LinkedIssue]] = {launch: [] for launch in items}
-    for r in rows:  # thousands of rows per batch: unpacked once, positionally
-        ident, key, state, kind, priority, labels, closed_at, item_keys, launch_keys = r
-        issue = domain.LinkedIssue(str(ident), key, state, kind, priority, tuple(labels), closed_at)
-        to = dict.fromkeys(k for k in launch_keys if k in linked)
-        for item in item_keys:
-            to.update(dict.fromkeys(launches_of_item.get(item, ())))
-        for launch in to:
-            linked[launch].append(issue)
-    return linked
+    priorities = list(PRIORITIES)  # most severe first: the database ranks by position
+    rows = await conn.fetch(
+        sql.LAUNCHES_ISSUE_SUMMARY,
+        ctx.ws,
+        list(items),
+        sorted(launches_of_item),
+        launches_of_item,
+        ctx.now - timedelta(days=p.throughput_window_days),
+        list(p.blocker_priorities),
+        sorted(folded_labels(p)),
+        list(p.serious_bug_priorities),
+        priorities,
+        [p.bug_load.of(priority) for priority in priorities],
+        MAX_EVIDENCE,
+    )
+    by_launch: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_launch[r["launch"]].append(r)
+    return {launch: _summary(found, p) for launch, found in by_launch.items()}
 
 
+def _summary(rows: Sequence[Any], policy: ReadinessPolicy) -> IssueSummary:
+    """One launch's summary from its rows (in rank order; each carries the counts)."""
+    most_severe, blockers, serious = [], [], []
+    for r in rows:
+        issue = domain.LinkedIssue(
+            str(r["id"]),
+            r["key"],
+            r["state"],
+            r["kind"],
+            r["priority"],
+            tuple(r["labels"]),
+            r["closed_at"],
+        )
+        if r["most_severe"]:
+            most_severe.append(issue)
+        # The database sends a blocker's candidates; the policy's own rule decides.
+        if r["blocker_candidate"] and domain.is_blocker(issue, policy):
+            blockers.append(issue)
+        if r["serious"]:
+            serious.append(issue)
+    first = rows[0]
+    return IssueSummary(
+        total=first["total"],
+        open=first["open_count"],
+        closed_recently=first["closed_recently"],
+        open_bug_load=first["open_bug_load"],
+        most_severe_open=tuple(most_severe),
+        blockers=tuple(blockers),
+        serious_bugs=tuple(serious),
+    )
+
+
+_NO_ISSUES = IssueSummary(
+    total=0,
+    open=0,
+    closed_recently=0,
+    open_bug_load=0.0,
+    most_severe_open=(),
+    blockers=(),
+    serious_bugs=(),
+)
 _NO_SUPPORT = domain.SupportWindow(recent=0, recent_negative=0, baseline=0, baseline_negative=0)
 
 

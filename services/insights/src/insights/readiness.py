@@ -5,6 +5,7 @@ Dates are UTC days: `now` is read in UTC, and a target date is met by work finis
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -13,9 +14,13 @@ from typing import Any, Literal
 from insights.policies import ReadinessPolicy
 from prodops.events import Reason, TrackerPriority
 
+# The most ids a reason names as evidence.
+MAX_EVIDENCE = 50
 # A trickle of throughput against a big backlog projects past year 9999; 100 years is "never".
 MAX_PROJECTION_DAYS = 36_500
 _SEVERITY: dict[str, int] = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
+# Tracker priorities, most severe first (`signals_sql.LAUNCHES_ISSUE_SUMMARY` ranks them alike).
+PRIORITIES: tuple[TrackerPriority, ...] = ("urgent", "high", "medium", "low", "none")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,19 @@ class SupportWindow:
 
 
 @dataclass(frozen=True)
+class IssueSummary:
+    """What readiness reads of a launch's linked issues: their counts and the ones it names."""
+
+    total: int
+    open: int
+    closed_recently: int  # closed within the throughput window
+    open_bug_load: float
+    most_severe_open: tuple[LinkedIssue, ...]  # by severity, then id; at most MAX_EVIDENCE
+    blockers: tuple[LinkedIssue, ...]  # by severity, then id
+    serious_bugs: tuple[LinkedIssue, ...]  # by severity, then id
+
+
+@dataclass(frozen=True)
 class LaunchFacts:
     """Everything launch readiness is computed from."""
 
@@ -63,6 +81,8 @@ class LaunchFacts:
     checklist: tuple[ChecklistEntry, ...]
     issues: tuple[LinkedIssue, ...]
     support: SupportWindow
+    # What readiness reads of `issues`, when the database summarised them (`issues` then empty).
+    summary: IssueSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +111,7 @@ class Schedule:
 class Findings:
     """What holds about a launch now: the inputs of its status and reasons."""
 
-    open_issues: list[LinkedIssue]
-    blockers: list[LinkedIssue]
-    serious_bugs: list[LinkedIssue]
+    issues: IssueSummary
     incomplete: list[ChecklistEntry]
     due: list[ChecklistEntry]
     schedule: Schedule
@@ -106,9 +124,14 @@ def is_blocker(issue: LinkedIssue, policy: ReadinessPolicy) -> bool:
     """An open issue with a blocker label (any case) or of a blocker priority."""
     if issue.state != "open":
         return False
-    wanted = _folded(tuple(policy.blocker_labels))
+    wanted = folded_labels(policy)
     labelled = any(label.strip().casefold() in wanted for label in issue.labels)
     return labelled or issue.priority in policy.blocker_priorities
+
+
+def folded_labels(policy: ReadinessPolicy) -> frozenset[str]:
+    """The policy's blocker labels as an issue's labels are compared with them."""
+    return _folded(tuple(policy.blocker_labels))
 
 
 @cache
@@ -129,12 +152,12 @@ def open_bug_load(issues: tuple[LinkedIssue, ...], policy: ReadinessPolicy) -> f
     return sum(policy.bug_load.of(i.priority) for i in bugs)
 
 
-def schedule(facts: LaunchFacts, policy: ReadinessPolicy, now: datetime) -> Schedule:
+def schedule(
+    facts: LaunchFacts, issues: IssueSummary, policy: ReadinessPolicy, now: datetime
+) -> Schedule:
     """Throughput over the window, projected finish, slack, and the schedule component."""
-    open_count = sum(1 for i in facts.issues if i.state == "open")
-    since = now - timedelta(days=policy.throughput_window_days)
-    closed = sum(1 for i in facts.issues if i.state == "closed" and _closed_since(i, since))
-    throughput = closed / policy.throughput_window_days
+    open_count = issues.open
+    throughput = issues.closed_recently / policy.throughput_window_days
     finish = None
     if open_count and throughput:
         days = min(open_count / throughput, MAX_PROJECTION_DAYS)
@@ -152,6 +175,34 @@ def _closed_since(issue: LinkedIssue, since: datetime) -> bool:
     return issue.closed_at is not None and issue.closed_at >= since
 
 
+def severity_order(issue: LinkedIssue) -> tuple[int, str]:
+    """Most severe first, then by id: the order readiness names issues in."""
+    return _SEVERITY[issue.priority], issue.id
+
+
+def summarize(
+    issues: Iterable[LinkedIssue], policy: ReadinessPolicy, now: datetime
+) -> IssueSummary:
+    """The summary of `issues` (`launch_signals` has the database make it for many launches)."""
+    listed = tuple(issues)
+    since = now - timedelta(days=policy.throughput_window_days)
+    ordered = sorted((i for i in listed if i.state == "open"), key=severity_order)
+    return IssueSummary(
+        total=len(listed),
+        open=len(ordered),
+        closed_recently=sum(1 for i in listed if i.state == "closed" and _closed_since(i, since)),
+        open_bug_load=open_bug_load(listed, policy),
+        most_severe_open=tuple(ordered[:MAX_EVIDENCE]),
+        blockers=tuple(i for i in ordered if is_blocker(i, policy)),
+        serious_bugs=tuple(i for i in ordered if is_serious_bug(i, policy)),
+    )
+
+
+def issue_summary(facts: LaunchFacts, policy: ReadinessPolicy, now: datetime) -> IssueSummary:
+    """The launch's summary from the database, or made from its issues."""
+    return facts.summary or summarize(facts.issues, policy, now)
+
+
 def support_spike(support: SupportWindow, policy: ReadinessPolicy) -> bool:
     """Whether recent linked feedback is well above what the baseline days predict."""
     # The baseline rate scaled to the recent days: the design's "twice the weekly average"
@@ -165,14 +216,11 @@ def findings(facts: LaunchFacts, policy: ReadinessPolicy, now: datetime) -> Find
     """Every condition readiness looks at, evaluated at `now`."""
     today = now.astimezone(UTC).date()
     to_target = None if facts.target_date is None else (facts.target_date - today).days
-    issues = sorted(facts.issues, key=lambda i: (_SEVERITY[i.priority], i.id))
-    open_issues = [i for i in issues if i.state == "open"]
+    issues = issue_summary(facts, policy, now)
     incomplete = [e for e in facts.checklist if e.required and not e.done]
-    sched = schedule(facts, policy, now)
+    sched = schedule(facts, issues, policy, now)
     return Findings(
-        open_issues=open_issues,
-        blockers=[i for i in open_issues if is_blocker(i, policy)],
-        serious_bugs=[i for i in open_issues if is_serious_bug(i, policy)],
+        issues=issues,
         incomplete=incomplete,
         due=[e for e in incomplete if _is_due(e, to_target, today, policy)],
         schedule=sched,
@@ -197,11 +245,11 @@ def status(facts: LaunchFacts, found: Findings) -> str:
     """The first status of design.md §5 that holds."""
     if facts.status in ("launched", "cancelled"):
         return facts.status
-    if found.blockers:
+    if found.issues.blockers:
         return "blocked"
     slip = found.schedule.slack_days is not None and found.schedule.slack_days < 0
-    if slip or found.stalled_near_target or found.serious_bugs or found.due:
+    if slip or found.stalled_near_target or found.issues.serious_bugs or found.due:
         return "at_risk"
-    if not found.incomplete and not found.open_issues:
+    if not found.incomplete and not found.issues.open:
         return "ready"
     return "on_track"

@@ -6,10 +6,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from insights.policies import ReadinessPolicy
-from insights.readiness import Findings, LaunchFacts, LinkedIssue, open_bug_load
+from insights.readiness import MAX_EVIDENCE, Findings, LaunchFacts, LinkedIssue
 from prodops.events import Reason
 
-MAX_EVIDENCE = 50
 # Most serious first, so a client showing one reason shows the one that decided the status.
 REASON_ORDER = (
     "blocked_by_issue",
@@ -27,7 +26,7 @@ REASON_ORDER = (
 def reasons(facts: LaunchFacts, policy: ReadinessPolicy, found: Findings) -> tuple[Reason, ...]:
     """Every condition that holds, most serious first, each with at most 50 evidence ids."""
     found_reasons = [
-        *_issue_reasons(facts, found),
+        *_issue_reasons(found),
         *_schedule_reasons(facts, policy, found),
         *_checklist_reasons(facts, found),
     ]
@@ -41,17 +40,17 @@ def reasons(facts: LaunchFacts, policy: ReadinessPolicy, found: Findings) -> tup
     return tuple(sorted(found_reasons, key=lambda r: REASON_ORDER.index(r.code)))
 
 
-def _issue_reasons(facts: LaunchFacts, found: Findings) -> list[Reason]:
+def _issue_reasons(found: Findings) -> list[Reason]:
     out: list[Reason] = []
-    if found.blockers:
-        out.append(_about_issues("blocked_by_issue", "Blocked by", found.blockers))
-    if found.serious_bugs:
-        out.append(_about_issues("open_serious_bug", "Serious bugs open:", found.serious_bugs))
-    if found.open_issues:
-        total = len(facts.issues)
-        message = f"{len(found.open_issues)} of {total} linked issues open"
-        out.append(_reason("open_issues", message, [i.id for i in found.open_issues]))
-    if not facts.issues:
+    issues = found.issues
+    if issues.blockers:
+        out.append(_about_issues("blocked_by_issue", "Blocked by", issues.blockers))
+    if issues.serious_bugs:
+        out.append(_about_issues("open_serious_bug", "Serious bugs open:", issues.serious_bugs))
+    if issues.open:
+        message = f"{issues.open} of {issues.total} linked issues open"
+        out.append(_reason("open_issues", message, [i.id for i in issues.most_severe_open]))
+    if not issues.total:
         message = "No tracker issues are linked to the launch or its items"
         out.append(_reason("no_linked_work", message, []))
     return out
@@ -59,7 +58,7 @@ def _issue_reasons(facts: LaunchFacts, found: Findings) -> list[Reason]:
 
 def _schedule_reasons(facts: LaunchFacts, policy: ReadinessPolicy, found: Findings) -> list[Reason]:
     sched = found.schedule
-    open_ids = [i.id for i in found.open_issues]
+    open_ids = [i.id for i in found.issues.most_severe_open]
     if sched.slack_days is not None and sched.slack_days < 0:
         message = (
             f"Open work is projected to finish on {sched.projected_finish}, "
@@ -68,7 +67,7 @@ def _schedule_reasons(facts: LaunchFacts, policy: ReadinessPolicy, found: Findin
         return [_reason("schedule_slip", message, open_ids)]
     if sched.stalled:
         message = (
-            f"{len(open_ids)} linked issues open and none closed "
+            f"{found.issues.open} linked issues open and none closed "
             f"in the last {policy.throughput_window_days} days"
         )
         return [_reason("no_recent_throughput", message, open_ids)]
@@ -93,10 +92,10 @@ def details(facts: LaunchFacts, policy: ReadinessPolicy, found: Findings) -> dic
     support = facts.support
     finish = sched.projected_finish
     return {
-        "open_issues": len(found.open_issues),
-        "closed_issues": len(facts.issues) - len(found.open_issues),
-        "total_issues": len(facts.issues),
-        "open_bug_load": open_bug_load(facts.issues, policy),
+        "open_issues": found.issues.open,
+        "closed_issues": found.issues.total - found.issues.open,
+        "total_issues": found.issues.total,
+        "open_bug_load": found.issues.open_bug_load,
         "required_checklist": sum(1 for e in facts.checklist if e.required),
         "required_checklist_open": len(found.incomplete),
         "throughput_per_day": round(sched.throughput_per_day, 3),

@@ -31,13 +31,70 @@ ORDER BY key
 LAUNCHES_ITEMS = """
 SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY($2::text[])
 """
-# Issues linked to any of the launches ($2) or to any of their items ($3): a BitmapOr of the two
-# array indexes where few match, one scan where most do (a UNION would also hash every row to
-# drop the duplicates, and ordering by key would sort on text).
-LAUNCHES_ISSUES = """
-SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys FROM issue_fact
-WHERE workspace = $1 AND (launch_keys && $2::text[] OR item_keys && $3::text[])
-ORDER BY id
+# The issues linked to each launch ($2), directly or through one of its items ($3; $4 maps each
+# item key to its launches), summarised as readiness reads them (`readiness.summarize` is the
+# reference), so that only what readiness names is sent, not every issue. One row per issue
+# readiness names: the most severe open ones (by severity, then id; the first $11), the open
+# blockers by priority ($6) or by a label that folds to one of $7 (a label that is not plain
+# printable ASCII is sent too, for Python to fold), the open bugs of a serious priority ($8); the
+# launch's first row when none is. Every row carries the launch's counts and its open bug load
+# (the loads of the priorities $9 are $10); `closed_recently` counts closings from $5.
+# The table is read once (through its array indexes, or in one scan) and nothing is joined to it:
+# a plan made while the table was young cannot turn into a scan per launch.
+LAUNCHES_ISSUE_SUMMARY = """
+WITH candidate AS (
+    SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys
+    FROM issue_fact
+    WHERE workspace = $1 AND (launch_keys && $2::text[] OR item_keys && $3::text[])
+), linked AS (
+    -- Each (launch, issue) once, with no aggregation per row: a launch the issue names, at its
+    -- first place there; then a launch one of its items is in, unless it names the launch
+    -- itself or an earlier item of it is in that launch too.
+    SELECT k.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
+    FROM candidate AS c, unnest(c.launch_keys) WITH ORDINALITY AS k (launch, n)
+    WHERE k.launch = ANY($2::text[]) AND array_position(c.launch_keys, k.launch) = k.n
+    UNION ALL
+    SELECT l.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
+    FROM candidate AS c, unnest(c.item_keys) WITH ORDINALITY AS i (item_key, n),
+         jsonb_array_elements_text($4::jsonb -> i.item_key) AS l (launch)
+    WHERE NOT l.launch = ANY(c.launch_keys)
+      AND NOT EXISTS (
+          SELECT FROM unnest(c.item_keys[:i.n - 1]) AS e (item_key)
+          WHERE $4::jsonb -> e.item_key ? l.launch
+      )
+), ranked AS (
+    SELECT l.*,
+           l.state = 'open' AS open,
+           count(*) OVER w AS total,
+           count(*) FILTER (WHERE l.state = 'open') OVER w AS open_count,
+           count(*) FILTER (WHERE l.state = 'closed' AND l.closed_at >= $5) OVER w
+               AS closed_recently,
+           coalesce(sum(($10::float8[])[array_position($9::text[], l.priority)])
+                        FILTER (WHERE l.state = 'open' AND l.kind = 'bug') OVER w, 0)
+               AS open_bug_load,
+           row_number() OVER w AS rank
+    FROM linked AS l
+    -- One sort serves both: the ranking, and (whole-partition frame) the launch's sums.
+    WINDOW w AS (
+        PARTITION BY l.launch
+        ORDER BY l.state <> 'open', array_position($9::text[], l.priority), l.id
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    )
+), named AS (
+    SELECT r.*,
+           r.open AND r.rank <= $11 AS most_severe,
+           r.open AND (r.priority = ANY($6::text[]) OR EXISTS (
+               SELECT FROM unnest(r.labels) AS t (label)
+               WHERE label !~ '^[ -~]*$' OR lower(btrim(label) COLLATE "C") = ANY($7::text[])
+           )) AS blocker_candidate,
+           r.open AND r.kind = 'bug' AND r.priority = ANY($8::text[]) AS serious
+    FROM ranked AS r
+)
+SELECT launch, id, key, state, kind, priority, labels, closed_at, total, open_count,
+       closed_recently, open_bug_load, most_severe, blocker_candidate, serious
+FROM named
+WHERE rank = 1 OR most_severe OR blocker_candidate OR serious
+ORDER BY launch, rank
 """
 # Per launch ($2, paired with each of its item keys $3): distinct feedback in the recent window
 # (from $4) and the baseline window before it (from $5), up to now ($6).
