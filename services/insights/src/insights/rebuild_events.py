@@ -16,18 +16,12 @@ from insights import rebuild_sql as sql
 from insights.engine import CONSUMER, SignalEngine
 from insights.facts import AGGREGATES
 from insights.replay import Rebuilt
+from prodops import inbox
 from prodops.db import Connection, Pool
 from prodops.events import Event
 from prodops.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_CLAIM = """
-INSERT INTO inbox (consumer, event_id, workspace, type)
-SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[])
-ON CONFLICT DO NOTHING RETURNING event_id
-"""
-_UNCLAIM = "DELETE FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
 
 
 async def clear(conn: Connection) -> None:
@@ -96,14 +90,7 @@ async def _apply(pool: Pool, events: list[Event], report: Rebuilt, *, savepoints
     engine = SignalEngine(emit=False)
     async with pool.acquire() as conn, conn.transaction():
         await engine.begin(conn, events)
-        rows = await conn.fetch(
-            _CLAIM,
-            CONSUMER,
-            [e.id for e in events],
-            [e.workspace for e in events],
-            [e.type for e in events],
-        )
-        fresh = {r["event_id"] for r in rows}
+        fresh = await inbox.claim(conn, CONSUMER, events)
         failed = []
         for event in events:
             if event.id not in fresh:
@@ -124,5 +111,5 @@ async def _apply(pool: Pool, events: list[Event], report: Rebuilt, *, savepoints
                 failed.append(event.id)
         report.failed += len(failed)
         if failed:
-            await conn.execute(_UNCLAIM, CONSUMER, failed)
+            await inbox.release(conn, CONSUMER, failed)
         await engine.end(conn)
