@@ -39,29 +39,28 @@ SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY(
 # printable ASCII is sent too, for Python to fold), the open bugs of a serious priority ($8); the
 # launch's first row when none is. Every row carries the launch's counts and its open bug load
 # (the loads of the priorities $9 are $10); `closed_recently` counts closings from $5.
-# The table is read once (through its array indexes, or in one scan) and nothing is joined to it:
+# The table is read once (through its array indexes, or in one scan), and nothing is joined to it:
 # a plan made while the table was young cannot turn into a scan per launch.
 LAUNCHES_ISSUE_SUMMARY = """
-WITH candidate AS (
-    SELECT id, key, state, kind, priority, labels, closed_at, item_keys, launch_keys
-    FROM issue_fact
-    WHERE workspace = $1 AND (launch_keys && $2::text[] OR item_keys && $3::text[])
-), linked AS (
+WITH linked AS (
     -- Each (launch, issue) once, with no aggregation per row: a launch the issue names, at its
     -- first place there; then a launch one of its items is in, unless it names the launch
     -- itself or an earlier item of it is in that launch too.
-    SELECT k.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
-    FROM candidate AS c, unnest(c.launch_keys) WITH ORDINALITY AS k (launch, n)
-    WHERE k.launch = ANY($2::text[]) AND array_position(c.launch_keys, k.launch) = k.n
-    UNION ALL
-    SELECT l.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
-    FROM candidate AS c, unnest(c.item_keys) WITH ORDINALITY AS i (item_key, n),
-         jsonb_array_elements_text($4::jsonb -> i.item_key) AS l (launch)
-    WHERE NOT l.launch = ANY(c.launch_keys)
-      AND NOT EXISTS (
-          SELECT FROM unnest(c.item_keys[:i.n - 1]) AS e (item_key)
-          WHERE $4::jsonb -> e.item_key ? l.launch
-      )
+    SELECT m.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
+    FROM issue_fact AS c
+    CROSS JOIN LATERAL (
+        SELECT k.launch FROM unnest(c.launch_keys) WITH ORDINALITY AS k (launch, n)
+        WHERE k.launch = ANY($2::text[]) AND array_position(c.launch_keys, k.launch) = k.n
+        UNION ALL
+        SELECT l.launch FROM unnest(c.item_keys) WITH ORDINALITY AS i (item_key, n),
+                             jsonb_array_elements_text($4::jsonb -> i.item_key) AS l (launch)
+        WHERE NOT l.launch = ANY(c.launch_keys)
+          AND NOT EXISTS (
+              SELECT FROM unnest(c.item_keys[:i.n - 1]) AS e (item_key)
+              WHERE $4::jsonb -> e.item_key ? l.launch
+          )
+    ) AS m
+    WHERE c.workspace = $1 AND (c.launch_keys && $2::text[] OR c.item_keys && $3::text[])
 ), ranked AS (
     SELECT l.*,
            l.state = 'open' AS open,
