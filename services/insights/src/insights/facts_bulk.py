@@ -74,18 +74,19 @@ async def apply_issues(
 
 async def _newer(conn: Connection, round_: list[_Parsed]) -> list[_Parsed]:
     """Those of a round that are newer than what is held, their projections written."""
+    keys = [(e.workspace, d.aggregate_id()) for e, d in round_]
     rows = await conn.fetch(
         UPSERT_PROJECTIONS,
-        [e.workspace for e, _ in round_],
+        [ws for ws, _ in keys],
         [_AGGREGATE] * len(round_),
-        [d.aggregate_id() for _, d in round_],
+        [ident for _, ident in keys],
         [d.version for _, d in round_],
         [isinstance(d, TrackerIssueDeleted) for _, d in round_],
         [e.data for e, _ in round_],
         [e.id for e, _ in round_],
     )
     written = {(r["workspace"], r["id"]) for r in rows}
-    return [(e, d) for e, d in round_ if (e.workspace, d.aggregate_id()) in written]
+    return [parsed for parsed, key in zip(round_, keys, strict=True) if key in written]
 
 
 async def _write(conn: Connection, newer: list[_Parsed], touches: dict[str, Touch]) -> None:
