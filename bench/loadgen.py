@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, cast
 
 from bench.deliveries import get_request, signed_request
@@ -203,17 +204,15 @@ def _loop_factory() -> Any:
 
 
 def worker_main(argv: list[str]) -> None:
-    """Subprocess entry: run the spec given as JSON, print the result as JSON."""
+    """Subprocess entry: run the spec given as JSON, write the result as JSON to a file."""
     spec = Spec(**{**json.loads(argv[0]), "launches": tuple(json.loads(argv[0])["launches"])})
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         result = runner.run(_main(spec))
     out = asdict(result)
     out["statuses"] = dict(result.statuses)
-    # The event loop may leave stdout non-blocking: a result over the pipe's 64 KiB would then
-    # be cut short where the pipe was full.
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(json.dumps(out))
-    sys.stdout.flush()
+    # A file, not stdout: the event loop may leave a pipe non-blocking, and a result over the
+    # pipe's 64 KiB was then cut short where the pipe was full.
+    Path(argv[1]).write_text(json.dumps(out))
 
 
 async def run(spec: Spec, *, workers: int = 1) -> LoadResult:
@@ -225,20 +224,20 @@ async def run(spec: Spec, *, workers: int = 1) -> LoadResult:
         replace(spec, worker=w, workers=workers, connections=max(1, spec.connections // workers))
         for w in range(workers)
     ]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.loadgen",
-            json.dumps(asdict(s)),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        for s in shares
-    ]
-    outputs = [await p.communicate() for p in procs]
+    with tempfile.TemporaryDirectory(prefix="prodops-loadgen-") as folder:
+        results = [Path(folder, f"{s.worker}.json") for s in shares]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.loadgen", json.dumps(asdict(s)), str(result)
+            )
+            for s, result in zip(shares, results, strict=True)
+        ]
+        codes = [await p.wait() for p in procs]
+        if any(codes):
+            raise RuntimeError(f"a load generator process failed: exit codes {codes}")
+        parts = [json.loads(result.read_text()) for result in results]
     merged = LoadResult(duration=spec.duration if spec.rate <= 0 else 0.0)
-    for stdout, _ in outputs:
-        part = json.loads(stdout)
+    for part in parts:
         merged.completed += part["completed"]
         merged.errors += part["errors"]
         merged.statuses.update(part["statuses"])

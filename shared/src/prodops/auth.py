@@ -103,7 +103,7 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Return the token's principal, or raise AuthError saying why it was refused."""
-        known = self._remembered(token)
+        known = self.remembered(token)
         if known is not None:
             return known
         try:
@@ -121,7 +121,8 @@ class TokenVerifier:
                 self._verified.popitem(last=False)
         return principal
 
-    def _remembered(self, token: str) -> Principal | None:
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified earlier and still good; None means verify it."""
         verified = self._verified.get(token)
         if verified is None:
             return None

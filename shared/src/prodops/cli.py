@@ -73,6 +73,8 @@ def serve(
 def _create_app(name: str, settings: Settings) -> FastAPI:
     module = importlib.import_module(f"{name}.bootstrap")
     app: FastAPI = module.create_app(settings)
+    # This process serves this app until it exits: what its startup makes lives as long.
+    app.state.freeze_after_startup = True
     return app
 
 

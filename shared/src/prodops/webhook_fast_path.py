@@ -11,14 +11,11 @@ documented FastAPI route also serves.
 
 from __future__ import annotations
 
-import inspect
-
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prodops.http_telemetry import ServedRequests
 from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
+from prodops.problems import rendered_by_app
 from prodops.webhooks import WebhookEndpoint, headers_of
 
 ROUTE = "/webhooks/{provider}/{source_id}"
@@ -72,7 +69,7 @@ class WebhookFastPath:
                 scope["app"], *target, headers_of(scope["headers"]), body
             )
         except Exception as exc:  # noqa: BLE001 - rendered by the app's own handler, or re-raised
-            response = await _handled(scope, exc)
+            response = await rendered_by_app(scope, exc)
         await response(scope, receive, send)
 
 
@@ -86,16 +83,3 @@ async def _body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _handled(scope: Scope, exc: Exception) -> Response:
-    """The response the app's exception handler for `exc` gives, as FastAPI would use it."""
-    handlers = scope["app"].exception_handlers
-    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
-    if handler is None:
-        raise exc
-    response = handler(Request(scope), exc)
-    if inspect.isawaitable(response):
-        response = await response
-    assert isinstance(response, Response)
-    return response

@@ -11,7 +11,8 @@ SELECT * FROM launch_signal
 WHERE launch_key > $1 AND ($2::text IS NULL OR status = $2)
 ORDER BY launch_key LIMIT $3
 """
-LAUNCH = "SELECT * FROM launch_signal WHERE launch_key = $1"
+# The workspace, the application role, the key (migration 0005).
+LAUNCH_OF = "SELECT * FROM launch_signal_of($1, $2, $3)"
 HISTORY = """
 SELECT at, id, value FROM signal_history
 WHERE kind = $1 AND subject = $2

@@ -48,6 +48,7 @@ SPEC = ServiceSpec(
     emits=[LaunchReadinessChanged, AlignmentChanged],
     consumers=consumers,
     background=background,
+    hot_reads=signals_api.HOT_READS,
 )
 
 
