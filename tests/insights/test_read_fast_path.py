@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from insights import api_sql
 from insights.signals_api import LAUNCH_ROUTE
 from prodops.auth import mint_token
+from prodops.cli import _create_app as served_app
 from prodops.read_fast_path import ReadFastPath
 from prodops.settings import Settings
 from prodops.telemetry import recording_spans
@@ -256,8 +257,7 @@ async def test_a_served_app_keeps_what_its_startup_made_out_of_garbage_collectio
     settings: Settings,
 ) -> None:
     assert gc.get_freeze_count() == 0  # apps made in tests freeze nothing
-    app = create_app("insights", settings)
-    app.state.freeze_after_startup = True  # as `prodops serve` makes it
+    app = served_app("insights", settings)  # as `prodops serve` makes it
     try:
         async with running(app):
             frozen = gc.get_freeze_count()
