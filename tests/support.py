@@ -21,6 +21,7 @@ import httpx
 import nats
 import orjson
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from insights.engine import CONSUMER
 from prodops.auth import SCOPES, mint_token
@@ -263,3 +264,16 @@ async def run_cli(settings: Settings, *args: str) -> str:
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, err.decode()
     return out.decode()
+
+
+def requests_counted(service: str, method: str, route: str, status: int) -> float:
+    """How many requests `/metrics` has counted for this service, method, route and status."""
+    labels = {"service": service, "method": method, "route": route, "status": str(status)}
+    return REGISTRY.get_sample_value("prodops_http_requests_total", labels) or 0.0
+
+
+def assert_rate_limited(answer: httpx.Response) -> None:
+    """The answer is the 429 problem of a caller whose rate bucket ran dry."""
+    assert answer.status_code == 429
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert int(answer.headers["retry-after"]) >= 1

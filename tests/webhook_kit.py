@@ -28,6 +28,7 @@ from prodops.webhooks import (
     Intake,
     MalformedWebhookError,
     SignatureError,
+    WebhookEndpoint,
     webhook_routers,
 )
 from support import auth
@@ -101,7 +102,7 @@ async def webhook_app(settings: Settings, pool: Pool, mapper: Mapper) -> AsyncIt
     app.state.pool, app.state.settings = pool, settings
     app.include_router(sources_router(providers={"signed"}))
     intake = Intake(mapper)
-    for router in webhook_routers(providers={"signed": Signed()}, intake=intake):
+    for router in webhook_routers(WebhookEndpoint({"signed": Signed()}, intake)):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, limit=4096)
     app.state.intake = intake

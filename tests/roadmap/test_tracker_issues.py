@@ -22,7 +22,7 @@ from prodops.db import Pool, create_pool
 from prodops.problems import install_problem_handlers
 from prodops.settings import Settings
 from prodops.sources import sources_router
-from prodops.webhooks import Intake, webhook_routers
+from prodops.webhooks import Intake, WebhookEndpoint, webhook_routers
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker import PROVIDERS, merged_fields, normalize_delivery
 from roadmap.tracker_api import router
@@ -58,7 +58,7 @@ async def client(settings: Settings, pool: Pool) -> AsyncIterator[httpx.AsyncCli
     app.include_router(router)
     app.include_router(sources_router(providers=PROVIDERS))
     intake = Intake(normalize_delivery, normalize_many)
-    for webhooks in webhook_routers(providers=PROVIDERS, intake=intake):
+    for webhooks in webhook_routers(WebhookEndpoint(PROVIDERS, intake)):
         app.include_router(webhooks)
     transport = httpx.ASGITransport(app=app)
     async with (

@@ -109,9 +109,7 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
     app.include_router(dead_letter_router)
     if spec.webhooks is not None:
         # Routes are matched in order: the vendors' deliveries, the busiest, first.
-        for router in webhook_routers(
-            providers=spec.webhooks.providers, intake=spec.webhooks.intake
-        ):
+        for router in webhook_routers(spec.webhooks):
             app.include_router(router)
     for router in spec.routers:
         app.include_router(router)

@@ -259,9 +259,8 @@ PreferHeader = Annotated[
 ]
 
 
-def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> list[APIRouter]:
-    """The inbound webhook endpoint and `/v1/deliveries` (list, get, replay) for these providers."""
-    endpoint = WebhookEndpoint(providers, intake)
+def webhook_routers(endpoint: WebhookEndpoint) -> list[APIRouter]:
+    """The inbound webhook endpoint and `/v1/deliveries` (list, get, replay) for its providers."""
     inbound = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
     deliveries = APIRouter(prefix="/v1/deliveries", tags=["webhooks"], responses=PROBLEM_RESPONSES)
 
@@ -327,7 +326,7 @@ def webhook_routers(*, providers: Mapping[str, Provider], intake: Intake) -> lis
                 row["body"],
                 row["received_at"],
             )
-            await _normalise(conn, intake.normalize, delivery)
+            await _normalise(conn, endpoint.intake.normalize, delivery)
             row = await conn.fetchrow(_GET, delivery_id)
         assert row is not None  # locked FOR UPDATE above, in the same transaction
         return _view(row)
