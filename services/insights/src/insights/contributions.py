@@ -25,7 +25,8 @@ SCOPE_METRICS = ("demand", "covered", "committed", "aligned", "evidence", "objec
 REASON_METRICS = ("unaligned", "unevidenced", "unaddressed")
 
 _FETCH = """
-SELECT metric, target, sub, value FROM contribution WHERE workspace = $1 AND contributor = $2
+SELECT contributor, metric, target, sub, value FROM contribution
+WHERE workspace = $1 AND contributor = ANY($2::text[])
 """
 _ADD_TO_TOTALS = """
 INSERT INTO total (workspace, metric, target, sub, value, contributors)
@@ -37,22 +38,27 @@ SET contributors = total.contributors + EXCLUDED.contributors,
                  ELSE total.value + EXCLUDED.value END
 """
 _DROP = """
-DELETE FROM contribution WHERE workspace = $1 AND contributor = $2
-AND (metric, target, sub) IN (SELECT * FROM unnest($3::text[], $4::text[], $5::text[]))
+DELETE FROM contribution WHERE workspace = $1 AND (contributor, metric, target, sub) IN (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+)
 """
 _PUT = """
 INSERT INTO contribution (workspace, contributor, metric, target, sub, value)
-SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[])
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::float8[])
 ON CONFLICT (workspace, contributor, metric, target, sub) DO UPDATE SET value = EXCLUDED.value
 """
 _SET_EXPIRY = """
-INSERT INTO contributor_expiry (workspace, contributor, expires_at) VALUES ($1, $2, $3)
+INSERT INTO contributor_expiry (workspace, contributor, expires_at)
+SELECT $1, * FROM unnest($2::text[], $3::timestamptz[])
 ON CONFLICT (workspace, contributor) DO UPDATE SET expires_at = EXCLUDED.expires_at
 """
-_CLEAR_EXPIRY = "DELETE FROM contributor_expiry WHERE workspace = $1 AND contributor = $2"
+_CLEAR_EXPIRY = """
+DELETE FROM contributor_expiry WHERE workspace = $1 AND contributor = ANY($2::text[])
+"""
 _GROUP_MEMBERS = """
-SELECT id, account_key, account_external_id, priority, status, created_at, item_keys, tags
-FROM feedback_fact WHERE workspace = $1 AND group_id = $2
+SELECT group_id, id, account_key, account_external_id, priority, status, created_at, item_keys,
+       tags
+FROM feedback_fact WHERE workspace = $1 AND group_id = ANY($2::uuid[])
 """
 _ARR = "SELECT external_id, arr FROM account_fact WHERE workspace = $1 AND external_id = ANY($2)"
 _ITEMS_BY_KEY = """
@@ -70,33 +76,50 @@ AND target = $2 AND sub = '' AND contributors > 0
 """
 
 
-async def replace(conn: Connection, ws: str, contributor: str, new: dict[Key, float]) -> set[Key]:
-    """Make `new` the contributor's contribution; returns the totals that changed."""
-    old = {
-        (r["metric"], r["target"], r["sub"]): r["value"]
-        for r in await conn.fetch(_FETCH, ws, contributor)
-    }
-    changed = [
-        k for k in old.keys() | new.keys() if k not in old or k not in new or old[k] != new[k]
-    ]
-    if not changed:
+async def replace(conn: Connection, ws: str, new: Mapping[str, dict[Key, float]]) -> set[Key]:
+    """Make `new[c]` each contributor c's contribution; returns the totals that changed.
+
+    Whatever the number of contributors, four statements: their contributions before, the
+    differences added to the totals (summed per total), the rows gone, the rows new or changed.
+    """
+    old: dict[str, dict[Key, float]] = {contributor: {} for contributor in new}
+    for r in await conn.fetch(_FETCH, ws, list(new)):
+        old[r["contributor"]][r["metric"], r["target"], r["sub"]] = r["value"]
+    totals: dict[Key, tuple[float, int]] = {}
+    gone: list[tuple[str, Key]] = []
+    kept: list[tuple[str, Key]] = []
+    for contributor, rows in new.items():
+        before = old[contributor]
+        for k in before.keys() | rows.keys():
+            if k in before and k in rows and before[k] == rows[k]:
+                continue
+            value, count = totals.get(k, (0.0, 0))
+            totals[k] = (
+                value + rows.get(k, 0.0) - before.get(k, 0.0),
+                count + (k in rows) - (k in before),
+            )
+            (kept if k in rows else gone).append((contributor, k))
+    if not totals:
         return set()
+    keys = list(totals)
     await conn.execute(
         _ADD_TO_TOTALS,
         ws,
-        [k[0] for k in changed],
-        [k[1] for k in changed],
-        [k[2] for k in changed],
-        [new.get(k, 0.0) - old.get(k, 0.0) for k in changed],
-        [(k in new) - (k in old) for k in changed],
+        *_columns(keys),
+        [totals[k][0] for k in keys],
+        [totals[k][1] for k in keys],
     )
-    gone = [k for k in changed if k not in new]
     if gone:
-        await conn.execute(_DROP, ws, contributor, *_columns(gone))
-    kept = [k for k in changed if k in new]
+        await conn.execute(_DROP, ws, [c for c, _ in gone], *_columns([k for _, k in gone]))
     if kept:
-        await conn.execute(_PUT, ws, contributor, *_columns(kept), [new[k] for k in kept])
-    return set(changed)
+        await conn.execute(
+            _PUT,
+            ws,
+            [c for c, _ in kept],
+            *_columns([k for _, k in kept]),
+            [new[c][k] for c, k in kept],
+        )
+    return set(keys)
 
 
 def _columns(keys: list[Key]) -> tuple[list[str], list[str], list[str]]:
@@ -111,33 +134,61 @@ class GroupShare:
     expires_at: datetime | None
 
 
-async def recompute_group(
-    conn: Connection, ws: str, group_id: UUID, policy: FeedbackWeightPolicy, now: datetime
+async def recompute_groups(
+    conn: Connection,
+    ws: str,
+    group_ids: Sequence[UUID],
+    policy: FeedbackWeightPolicy,
+    now: datetime,
 ) -> set[Key]:
-    """Recompute one feedback group (a survivor and the duplicates merged into it)."""
-    share = await group_share(conn, ws, group_id, policy, now)
-    contributor = f"g:{group_id}"
-    if share.expires_at is None:
-        await conn.execute(_CLEAR_EXPIRY, ws, contributor)
-    else:
-        await conn.execute(_SET_EXPIRY, ws, contributor, share.expires_at)
-    return await replace(conn, ws, contributor, share.rows)
+    """Recompute feedback groups (each a survivor and the duplicates merged into it) together.
+
+    An item whose state changes moves every group linked to it: one statement per step for all
+    of them, not a handful of round trips per group.
+    """
+    if not group_ids:
+        return set()
+    shares = {
+        f"g:{g}": share
+        for g, share in (await group_shares(conn, ws, group_ids, policy, now)).items()
+    }
+    cleared = [c for c, share in shares.items() if share.expires_at is None]
+    if cleared:
+        await conn.execute(_CLEAR_EXPIRY, ws, cleared)
+    expiring = [(c, s.expires_at) for c, s in shares.items() if s.expires_at is not None]
+    if expiring:
+        await conn.execute(_SET_EXPIRY, ws, [c for c, _ in expiring], [at for _, at in expiring])
+    return await replace(conn, ws, {c: share.rows for c, share in shares.items()})
 
 
-async def group_share(
-    conn: Connection, ws: str, group_id: UUID, policy: FeedbackWeightPolicy, now: datetime
-) -> GroupShare:
-    """The weight of a group's distinct accounts, spread over its items, areas and tags."""
-    members = await conn.fetch(_GROUP_MEMBERS, ws, group_id)
-    survivor, counted = counted_members(members, group_id, policy, now)
-    if survivor is None or not counted:
-        return GroupShare({}, None)
-    best = heaviest_per_account(counted, policy)
-    accounts = [a for _, a in best.values() if a]
+async def group_shares(
+    conn: Connection,
+    ws: str,
+    group_ids: Sequence[UUID],
+    policy: FeedbackWeightPolicy,
+    now: datetime,
+) -> dict[UUID, GroupShare]:
+    """The weight of each group's distinct accounts, spread over its items, areas and tags."""
+    members: dict[UUID, list[Any]] = {g: [] for g in group_ids}
+    for r in await conn.fetch(_GROUP_MEMBERS, ws, list(group_ids)):
+        members[r["group_id"]].append(r)
+    shares = {g: GroupShare({}, None) for g in group_ids}
+    counting: dict[UUID, tuple[Any, list[Any], dict[str, tuple[float, str | None]]]] = {}
+    for g in group_ids:
+        survivor, counted = counted_members(members[g], g, policy, now)
+        if survivor is not None and counted:
+            counting[g] = (survivor, counted, heaviest_per_account(counted, policy))
+    if not counting:
+        return shares
+    accounts = sorted({a for *_, best in counting.values() for _, a in best.values() if a})
     arr = {r["external_id"]: r["arr"] for r in await conn.fetch(_ARR, ws, accounts)}
-    items = await conn.fetch(_ITEMS_BY_KEY, ws, survivor["item_keys"])
-    weight = group_weight(best, arr, policy)
-    return spread(survivor, counted, items, weight, policy=policy, now=now)
+    keys = sorted({k for survivor, *_ in counting.values() for k in survivor["item_keys"]})
+    items = {r["key"]: r for r in await conn.fetch(_ITEMS_BY_KEY, ws, keys)}
+    for g, (survivor, counted, best) in counting.items():
+        own = [items[k] for k in dict.fromkeys(survivor["item_keys"]) if k in items]
+        weight = group_weight(best, arr, policy)
+        shares[g] = spread(survivor, counted, own, weight, policy=policy, now=now)
+    return shares
 
 
 def counted_members(
@@ -217,7 +268,7 @@ def _covers(item: Any, now: datetime, policy: FeedbackWeightPolicy) -> bool:
 
 async def recompute_item(conn: Connection, ws: str, item_id: UUID) -> set[Key]:
     """Recompute one item's effort: committed, aligned, per objective, with evidence."""
-    return await replace(conn, ws, f"i:{item_id}", await item_share(conn, ws, item_id))
+    return await replace(conn, ws, {f"i:{item_id}": await item_share(conn, ws, item_id)})
 
 
 async def item_share(conn: Connection, ws: str, item_id: UUID) -> dict[Key, float]:

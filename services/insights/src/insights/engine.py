@@ -100,10 +100,9 @@ async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: d
     readiness, weight = await load_policies(conn, ws)
     ctx = signals.Context(ws=ws, now=now, readiness=readiness, feedback_weight=weight, emit=emit)
     item_keys: set[str] = set()
-    for group in sorted(touch.groups):
-        changed = await contributions.recompute_group(conn, ws, group, weight, now)
-        item_keys.update(t for m, t, _ in changed if m == "item_demand")
-        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS)
+    changed = await contributions.recompute_groups(conn, ws, sorted(touch.groups), weight, now)
+    item_keys.update(t for m, t, _ in changed if m == "item_demand")
+    touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS)
     if item_keys:
         rows = await conn.fetch(fsql.ITEM_IDS_OF_KEYS, ws, sorted(item_keys))
         touch.items.update(r["id"] for r in rows)
