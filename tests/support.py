@@ -21,6 +21,7 @@ import httpx
 import nats
 import orjson
 from fastapi import FastAPI
+from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
 from insights.engine import CONSUMER
@@ -277,3 +278,15 @@ def assert_rate_limited(answer: httpx.Response) -> None:
     assert answer.status_code == 429
     assert answer.headers["content-type"] == "application/problem+json"
     assert int(answer.headers["retry-after"]) >= 1
+
+
+def assert_server_span(
+    spans: Sequence[Any], name: str, route: str, status: int, trace_id: str
+) -> None:
+    """The one server span among `spans`: named for its route, in the caller's trace."""
+    [span] = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert span.name == name
+    assert format(span.context.trace_id, "032x") == trace_id
+    assert span.attributes is not None
+    assert span.attributes["http.status_code"] == status
+    assert span.attributes["http.route"] == route

@@ -25,6 +25,7 @@ from prodops.telemetry import recording_spans
 from signal_events import Builder
 from support import (
     assert_rate_limited,
+    assert_server_span,
     auth,
     create_app,
     eventually,
@@ -226,12 +227,9 @@ async def test_a_fast_read_is_traced_and_counted_like_any_request(
     assert answer.status_code == 200
     assert behind.passed_on == passed_on
     assert _requests_counted(200) == before + 1
-    [span] = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
-    assert span.name == f"GET {LAUNCH_ROUTE}"
-    assert format(span.context.trace_id, "032x") == TRACE_ID
-    assert span.attributes is not None
-    assert span.attributes["http.status_code"] == 200
-    assert span.attributes["http.route"] == LAUNCH_ROUTE
+    assert_server_span(
+        exporter.get_finished_spans(), f"GET {LAUNCH_ROUTE}", LAUNCH_ROUTE, 200, TRACE_ID
+    )
 
 
 async def test_an_unexpected_failure_is_a_500_problem_and_an_error_span(

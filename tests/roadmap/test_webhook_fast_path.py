@@ -21,7 +21,14 @@ from prodops.settings import Settings
 from prodops.telemetry import recording_spans
 from prodops.webhook_fast_path import ROUTE, WebhookFastPath
 from signing import github_delivery
-from support import assert_rate_limited, auth, create_app, requests_counted, running
+from support import (
+    assert_rate_limited,
+    assert_server_span,
+    auth,
+    create_app,
+    requests_counted,
+    running,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 ISSUE = orjson.loads(
@@ -197,12 +204,7 @@ async def test_a_delivery_is_traced_and_counted_like_any_request(
         )
     assert answer.status_code == 202
     assert _requests_counted(202) == before + 1
-    [span] = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
-    assert span.name == f"POST {ROUTE}"
-    assert format(span.context.trace_id, "032x") == TRACE_ID
-    assert span.attributes is not None
-    assert span.attributes["http.status_code"] == 202
-    assert span.attributes["http.route"] == ROUTE
+    assert_server_span(exporter.get_finished_spans(), f"POST {ROUTE}", ROUTE, 202, TRACE_ID)
 
 
 async def test_an_unexpected_failure_is_a_500_problem_and_an_error_span(
