@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.stack import postgres_settings
+
 RESULTS = Path(__file__).parent / "results"
 ORDER = ("ingest", "freshness", "history", "rebuild", "reads", "memory")
 
@@ -34,6 +36,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
+        "postgres_settings": postgres_settings(),
         # Other work on the machine competes for the same cores: the figures move with it.
         "load_average_1m_at_save": round(os.getloadavg()[0], 2),
     }
@@ -136,6 +139,7 @@ def latest_table() -> str:
     lines += [
         "",
         f"Measured on {machine_info['cpus']} CPUs, {machine_info['platform']}, "
-        f"Python {machine_info['python']}: " + "; ".join(stamps) + ".",
+        f"Python {machine_info['python']}, PostgreSQL shared_buffers "
+        f"{machine_info['postgres_settings']['shared_buffers']}: " + "; ".join(stamps) + ".",
     ]
     return "\n".join(lines) + "\n"

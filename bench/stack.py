@@ -58,6 +58,18 @@ def settings_for(database_url: str, nats_url: str, **overrides: Any) -> Settings
     return Settings.model_validate(values)
 
 
+def postgres_settings() -> dict[str, str]:
+    """PostgreSQL's buffer cache sized as in production: a quarter of the machine's memory.
+
+    The default, 128 MB, is sized to start anywhere, not to hold a workspace. With it, an event
+    at 1 000 000 events of history (2 GB) reads from the OS, through buffers whose dirty pages
+    must be written out first, about 140 pages per statement that it finds in the cache at
+    10 000: same rows, same buffer hits, three times the time (benchmark 3).
+    """
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"shared_buffers": f"{memory // 4 // 2**20}MB"}
+
+
 def environment(settings: Settings) -> dict[str, str]:
     """The PRODOPS_* variables that give a child process the same settings."""
     return {
@@ -143,7 +155,7 @@ async def start_stack(root: Path, *, fsync: bool = True) -> Stack:
     """PostgreSQL, NATS, migrations, the three services and the baseline, all ready."""
     from prodops.migrations import migrate_all
 
-    postgres = start_postgres(root / "postgres", durable=fsync)
+    postgres = start_postgres(root / "postgres", durable=fsync, settings=postgres_settings())
     try:
         nats = start_nats(root / "nats")
     except BaseException:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -79,6 +81,28 @@ def _same(left: dict[str, list[tuple[Any, ...]]], right: dict[str, list[tuple[An
     return True
 
 
+@asynccontextmanager
+async def _applied(settings: Settings, workspace: str) -> AsyncIterator[tuple[Any, list[UUID]]]:
+    """The workload applied by a running insights: a connection, and every feedback group."""
+    events = _workload(Builder(workspace))
+    async with running(create_app("insights", settings)) as _:
+        await publish(settings, *events)
+        conn = await asyncpg.connect(
+            settings.database_url, server_settings={"search_path": "insights"}
+        )
+        try:
+            applied = "SELECT count(*) FROM inbox WHERE consumer = $1 AND workspace = $2"
+            await eventually(
+                lambda: conn.fetchval(applied, CONSUMER, workspace), len(events).__eq__
+            )
+            rows = await conn.fetch(
+                "SELECT DISTINCT group_id FROM feedback_fact WHERE workspace = $1", workspace
+            )
+            yield conn, sorted(r["group_id"] for r in rows)
+        finally:
+            await conn.close()
+
+
 @pytest.mark.parametrize(
     "policy",
     [
@@ -93,44 +117,47 @@ def _same(left: dict[str, list[tuple[Any, ...]]], right: dict[str, list[tuple[An
 async def test_groups_recomputed_together_equal_one_group_at_a_time(
     settings: Settings, workspace: str, policy: FeedbackWeightPolicy
 ) -> None:
-    b = Builder(workspace)
-    events = _workload(b)
-    async with running(create_app("insights", settings)) as _:
-        await publish(settings, *events)
-        conn = await asyncpg.connect(
-            settings.database_url, server_settings={"search_path": "insights"}
-        )
-        try:
-            applied = "SELECT count(*) FROM inbox WHERE consumer = $1 AND workspace = $2"
-            await eventually(
-                lambda: conn.fetchval(applied, CONSUMER, workspace), len(events).__eq__
-            )
-            groups: list[UUID] = sorted(
-                {
-                    r["group_id"]
-                    for r in await conn.fetch(
-                        "SELECT group_id FROM feedback_fact WHERE workspace = $1", workspace
+    async with _applied(settings, workspace) as (conn, groups):
+        groups.append(UUID(int=7))  # a group with no members: its contribution is nothing
+        now = utcnow() + timedelta(days=60)  # the oldest feedback leaves the window
+        outcomes = []
+        for batches in ([groups], [[g] for g in groups]):
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                changed: set[contributions.Key] = set()
+                for batch in batches:
+                    changed |= await contributions.recompute_groups(
+                        conn, workspace, batch, policy, now
                     )
-                }
-            )
-            groups.append(UUID(int=7))  # a group with no members: its contribution is nothing
-            now = utcnow() + timedelta(days=60)  # the oldest feedback leaves the window
-            outcomes = []
-            for batches in ([groups], [[g] for g in groups]):
-                tr = conn.transaction()
-                await tr.start()
-                try:
-                    changed: set[contributions.Key] = set()
-                    for batch in batches:
-                        changed |= await contributions.recompute_groups(
-                            conn, workspace, batch, policy, now
-                        )
-                    outcomes.append((changed, await _snapshot(conn, workspace)))
-                finally:
-                    await tr.rollback()
-        finally:
-            await conn.close()
+                outcomes.append((changed, await _snapshot(conn, workspace)))
+            finally:
+                await tr.rollback()
     (together, after_together), (one_by_one, after_one_by_one) = outcomes
     assert together == one_by_one
     assert together  # the policy or the time moved something
     assert _same(after_together, after_one_by_one), (after_together, after_one_by_one)
+
+
+async def test_a_recompute_writes_an_expiry_only_where_it_moves(
+    settings: Settings, workspace: str
+) -> None:
+    expiries = "SELECT contributor, expires_at, xmin::text AS version FROM contributor_expiry"
+    async with _applied(settings, workspace) as (conn, groups):
+        query = f"{expiries} WHERE workspace = $1"
+        before = {r["contributor"]: r for r in await conn.fetch(query, workspace)}
+        assert before
+        now = utcnow()
+        await contributions.recompute_groups(conn, workspace, groups, FeedbackWeightPolicy(), now)
+        unchanged = {r["contributor"]: r for r in await conn.fetch(query, workspace)}
+        assert unchanged == before  # same times, and no new row versions
+
+        shorter = FeedbackWeightPolicy(window_days=60)
+        await contributions.recompute_groups(conn, workspace, groups, shorter, now)
+        after = {r["contributor"]: r for r in await conn.fetch(query, workspace)}
+        shares = await contributions.group_shares(conn, workspace, groups, shorter, now)
+    expected = {f"g:{g}": s.expires_at for g, s in shares.items() if s.expires_at is not None}
+    assert {c: r["expires_at"] for c, r in after.items()} == expected
+    moved = [c for c in after if after[c]["expires_at"] != before[c]["expires_at"]]
+    assert moved  # the shorter window moved some, and those were written
+    assert all(after[c]["version"] != before[c]["version"] for c in moved)

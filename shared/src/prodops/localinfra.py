@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -106,8 +106,17 @@ def _own(path: Path, user: str | None) -> None:
         os.chown(item, entry.pw_uid, entry.pw_gid)
 
 
-def start_postgres(data_dir: Path, *, port: int | None = None, durable: bool = True) -> LocalServer:
-    """Start PostgreSQL on 127.0.0.1 with its cluster in `data_dir` (created on first use)."""
+def start_postgres(
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    durable: bool = True,
+    settings: Mapping[str, str] | None = None,
+) -> LocalServer:
+    """Start PostgreSQL on 127.0.0.1 with its cluster in `data_dir` (created on first use).
+
+    `settings` are server parameters (`shared_buffers`, ...) given on the command line.
+    """
     user = _run_as()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata, sockets, log = data_dir / "pgdata", data_dir / "sockets", data_dir / "postgres.log"
@@ -148,6 +157,8 @@ def start_postgres(data_dir: Path, *, port: int | None = None, durable: bool = T
     if not durable:
         # Test clusters are thrown away: skipping fsync makes the suite several times faster.
         args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    for name, value in (settings or {}).items():
+        args += ["-c", f"{name}={value}"]
     with log.open("ab") as out:
         process = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, user=user, start_new_session=True
