@@ -64,7 +64,7 @@ def postgres_settings() -> dict[str, str]:
     The default, 128 MB, is sized to start anywhere, not to hold a workspace. With it, an event
     at 1 000 000 events of history (2 GB) reads from the OS, through buffers whose dirty pages
     must be written out first, about 140 pages per statement that it finds in the cache at
-    10 000: same rows, same buffer hits, three times the time (benchmark 3).
+    10 000: same rows, same buffer hits, three times the database time (benchmark 3).
     """
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {"shared_buffers": f"{memory // 4 // 2**20}MB"}

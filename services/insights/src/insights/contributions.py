@@ -51,7 +51,7 @@ _SET_EXPIRY = """
 INSERT INTO contributor_expiry (workspace, contributor, expires_at)
 SELECT $1, * FROM unnest($2::text[], $3::timestamptz[])
 ON CONFLICT (workspace, contributor) DO UPDATE SET expires_at = EXCLUDED.expires_at
--- Most recomputes leave it as it was: no new row version, no index entries, no WAL then.
+-- Most recomputes leave it as it was: then no new row version and no index entries.
 WHERE contributor_expiry.expires_at IS DISTINCT FROM EXCLUDED.expires_at
 """
 _CLEAR_EXPIRY = """
