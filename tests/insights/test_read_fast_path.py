@@ -80,13 +80,12 @@ async def launched(settings: Settings, workspace: str) -> AsyncIterator[tuple[Fa
         )
         reader = auth(settings, workspace, "insights:read")
 
-        async def blocked() -> int:
+        async def status() -> str:
             answer = await insights.get("/v1/signals/launches/L1", headers=reader)
-            if answer.status_code != 200:
-                return answer.status_code
-            return len(answer.json()["reasons"])
+            return str(answer.json()["status"]) if answer.status_code == 200 else "absent"
 
-        await eventually(blocked, lambda n: n not in (404, 0))
+        # The launch may be signalled before its blocker is applied: wait for the blocker too.
+        await eventually(status, "blocked".__eq__)
         yield app, behind
 
 
