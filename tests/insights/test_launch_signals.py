@@ -58,17 +58,22 @@ def _launches(b: Builder) -> list[Event]:
     return events
 
 
+def _context(workspace: str, readiness: ReadinessPolicy | None = None) -> Context:
+    """Signals of `workspace` read now, under `readiness` (the default policy if None)."""
+    return Context(
+        ws=workspace,
+        now=utcnow(),
+        readiness=readiness or ReadinessPolicy.model_validate({}),
+        feedback_weight=FeedbackWeightPolicy.model_validate({}),
+        emit=False,
+    )
+
+
 async def test_launches_read_together_get_what_each_gets_read_alone(
     pool: Pool, workspace: str
 ) -> None:
     b = Builder(workspace)
-    ctx = Context(
-        ws=workspace,
-        now=utcnow(),
-        readiness=ReadinessPolicy.model_validate({}),
-        feedback_weight=FeedbackWeightPolicy.model_validate({}),
-        emit=False,
-    )
+    ctx = _context(workspace)
     keys = ["L1", "L2", "L3", "L4", "gone"]
     async with pool.acquire() as conn, conn.transaction():
         for event in _launches(b):
@@ -158,13 +163,7 @@ async def test_the_database_summarises_issues_as_readiness_does(
             "throughput_window_days": rng.choice((3, 14, 30)),
         }
     )
-    ctx = Context(
-        ws=workspace,
-        now=utcnow(),
-        readiness=policy,
-        feedback_weight=FeedbackWeightPolicy.model_validate({}),
-        emit=False,
-    )
+    ctx = _context(workspace, policy)
     launches = {"L1": {"K-1", "K-2"}, "L2": {"K-2"}, "L3": set()}
     events = [b.item(f"K-{n}", launch_key="L3" if n == 4 else None) for n in range(1, 5)]
     events += [b.launch(key, items=tuple(sorted(items))) for key, items in launches.items()]
@@ -194,3 +193,35 @@ async def test_the_database_summarises_issues_as_readiness_does(
         assert got.open_bug_load == pytest.approx(expected.open_bug_load)
         assert replace(got, open_bug_load=0.0) == replace(expected, open_bug_load=0.0), key
     assert any(found[k][1].summary.blockers for k in launches)  # type: ignore[union-attr]
+
+
+async def test_a_launch_with_only_closed_issues_is_counted_with_none_named(
+    pool: Pool, workspace: str
+) -> None:
+    b = Builder(workspace)
+    ctx = _context(workspace, ReadinessPolicy.model_validate({"throughput_window_days": 14}))
+    events = [b.launch("L1")]
+    for n, age in enumerate((2, 30)):
+        fields = {"launch_keys": ["L1"], "state": "closed", "closed_at": days_ago(age)}
+        events.append(b.issue(f"acme/shop#{n}", kind="bug", priority="urgent", **fields))
+    async with pool.acquire() as conn, conn.transaction():
+        for event in events:
+            await apply_fact(conn, event, Touch())
+        found = await launch_facts(conn, ctx, ["L1"])
+    summary = found["L1"][1].summary
+    assert summary is not None
+    assert (summary.total, summary.open, summary.closed_recently) == (2, 0, 1)
+    assert summary.most_severe_open == summary.blockers == summary.serious_bugs == ()
+
+
+async def test_every_array_index_of_insights_keeps_a_short_pending_list(pool: Pool) -> None:
+    # Every search reads a GIN index's pending list whole: readiness searches these per batch.
+    rows = await pool.fetch(
+        """
+        SELECT c.relname, c.reloptions FROM pg_class AS c
+        JOIN pg_am AS a ON a.oid = c.relam
+        WHERE a.amname = 'gin' AND c.relnamespace = 'insights'::regnamespace
+        """
+    )
+    assert {r["relname"] for r in rows} >= {"issue_fact_items", "issue_fact_launches"}
+    assert all("gin_pending_list_limit=64" in (r["reloptions"] or []) for r in rows), rows

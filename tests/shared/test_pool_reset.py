@@ -45,3 +45,14 @@ async def test_a_request_leaves_no_role_workspace_lock_or_transaction_behind(
         assert (state["role"], state["workspace"] or "", state["advisory_locks"]) == (owner, "", 0)
     finally:
         await pool.close()
+
+
+async def test_service_connections_never_compile_statements_with_jit(settings: Settings) -> None:
+    # Where the server has LLVM, a statement estimated over jit_above_cost was compiled on each
+    # call (400 ms for launch readiness's set-wise read): the pools turn JIT off.
+    pool = await create_pool(settings, schema="insights", min_size=1, max_size=1)
+    try:
+        assert await pool.fetchval("SHOW jit") == "off"
+        assert await pool.fetchval("SHOW application_name") == "prodops-insights"
+    finally:
+        await pool.close()
