@@ -7,7 +7,6 @@ tears down every connection, so tests build as many independent apps as they lik
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -223,17 +222,32 @@ async def _purge_forever(pool: Pool, relay: OutboxRelay, settings: Settings) -> 
 
 
 async def _stop(runtime: Runtime) -> None:
+    """Cancel the loops, then stop the broker, then close the pool, each within the grace period.
+
+    A step that overruns is logged and abandoned, so that a loop deaf to cancellation or a
+    connection stuck in a query can never hold the process (or a test run) up for good: the
+    database, not this process, keeps every accepted event.
+    """
+    grace = runtime.settings.shutdown_grace_seconds
     for task in runtime.tasks:
         task.cancel()
-    results = await asyncio.gather(*runtime.tasks, return_exceptions=True)
-    for task, result in zip(runtime.tasks, results, strict=True):
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-            log.error("background task %s had died: %r", task.get_name(), result)
-    with contextlib.suppress(Exception):
-        await runtime.broker.stop()
+    if runtime.tasks:
+        _done, pending = await asyncio.wait(runtime.tasks, timeout=grace)
+        for task in pending:
+            log.error("background task %s still running %s s after cancel", task.get_name(), grace)
+    for task in runtime.tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s had died: %r", task.get_name(), task.exception())
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(grace):
+            await runtime.broker.stop()
+    except TimeoutError:
+        log.warning("broker still stopping after %s s; leaving it", grace)
+    except Exception:
+        log.exception("broker failed to stop cleanly")
+    try:
+        async with asyncio.timeout(grace):
             await runtime.pool.close()
     except TimeoutError:
-        log.warning("database connections still busy after 10 s; terminating them")
+        log.warning("database connections still busy after %s s; terminating them", grace)
         runtime.pool.terminate()

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a webhook source's secrets are kept in memory between reads (0: off)",
     )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long shutdown waits for each of its steps (background loops, broker, "
+        "database connections) before abandoning it",
+    )
     webhook_normalise_poll_seconds: float = Field(
         default=5.0,
         gt=0,
