@@ -218,27 +218,27 @@ async def _issue(conn: Connection, ws: str, data: Any, touch: Touch) -> None:
         touch.launches.update(before["launch_keys"])
         touch.item_keys.update(before["item_keys"])
     if isinstance(data, TrackerIssueUpserted):
-        await conn.execute(sql.UPSERT_ISSUE, *issue_row(ws, data))
+        await conn.execute(sql.UPSERT_ISSUES, [issue_row(ws, data)])
         touch.launches.update(data.launch_keys)
         touch.item_keys.update(data.item_keys)
     else:
         await conn.execute(sql.DELETE_ISSUE, ws, data.id)
 
 
-def issue_row(ws: str, data: TrackerIssueUpserted) -> tuple[Any, ...]:
-    """The arguments of `UPSERT_ISSUE` for an issue's state."""
-    return (
-        ws,
-        data.id,
-        data.key,
-        data.state,
-        data.kind,
-        data.priority,
-        data.labels,
-        data.item_keys,
-        data.launch_keys,
-        data.closed_at,
-    )
+def issue_row(ws: str, data: TrackerIssueUpserted) -> dict[str, Any]:
+    """An issue's state as a row of `UPSERT_ISSUES`."""
+    return {
+        "workspace": ws,
+        "id": data.id,
+        "key": data.key,
+        "state": data.state,
+        "kind": data.kind,
+        "priority": data.priority,
+        "labels": data.labels,
+        "item_keys": data.item_keys,
+        "launch_keys": data.launch_keys,
+        "closed_at": data.closed_at,
+    }
 
 
 _Apply = Callable[[Connection, str, Any, Touch], Awaitable[None]]

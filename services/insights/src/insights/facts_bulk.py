@@ -94,7 +94,7 @@ async def _write(conn: Connection, newer: list[_Parsed], touches: dict[str, Touc
     before: Mapping[tuple[str, Any], Any] = {
         (r["workspace"], r["id"]): r for r in await conn.fetch(ISSUES_BEFORE, *keys)
     }
-    upserts: list[tuple[Any, ...]] = []
+    upserts: list[dict[str, Any]] = []
     deleted: tuple[list[str], list[Any]] = ([], [])
     for event, data in newer:
         touch = touches.setdefault(event.workspace, Touch())
@@ -110,6 +110,6 @@ async def _write(conn: Connection, newer: list[_Parsed], touches: dict[str, Touc
             deleted[0].append(event.workspace)
             deleted[1].append(data.id)
     if upserts:
-        await conn.executemany(sql.UPSERT_ISSUE, upserts)  # pipelined: one round trip
+        await conn.execute(sql.UPSERT_ISSUES, upserts)  # one statement: linked set-wise
     if deleted[0]:
         await conn.execute(DELETE_ISSUES, *deleted)

@@ -90,10 +90,15 @@ DELETE_LAUNCH = "DELETE FROM launch_fact WHERE workspace = $1 AND id = $2 RETURN
 FREE_LAUNCH_KEY = "DELETE FROM launch_fact WHERE workspace = $1 AND key = $2 AND id <> $3"
 
 ISSUE_BEFORE = "SELECT item_keys, launch_keys FROM issue_fact WHERE workspace = $1 AND id = $2"
-UPSERT_ISSUE = """
+# Issues (`facts.issue_row`), as JSON: arrays of arrays must be rectangular. One statement for
+# any number, so that the facts' statement triggers (migration 0007) link them set-wise.
+UPSERT_ISSUES = """
 INSERT INTO issue_fact (workspace, id, key, state, kind, priority, labels, item_keys,
                         launch_keys, closed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (
+    workspace text, id uuid, key text, state text, kind text, priority text, labels text[],
+    item_keys text[], launch_keys text[], closed_at timestamptz
+)
 ON CONFLICT (workspace, id) DO UPDATE
 SET key = EXCLUDED.key, state = EXCLUDED.state, kind = EXCLUDED.kind,
     priority = EXCLUDED.priority, labels = EXCLUDED.labels, item_keys = EXCLUDED.item_keys,

@@ -1,11 +1,13 @@
-"""Launch readiness of many launches at once: their facts in four reads, their signals in one write.
+"""Launch readiness of many launches at once: their facts in six reads, their signals in one write.
 
 A batch of tracker events can move every launch of a workspace; read one launch at a time, that
 was six round trips per launch. Here it is the same number for any number of launches: the
-launches, their items, a summary of the issues linked to each, and the support volume of each;
-then the signals held before, and one pipelined write of the new ones. The database summarises
-the issues (counts, bug load, and only the issues readiness names), so that a launch's thousands
-of issues are counted where they are stored rather than each sent to Python and built there.
+launches, their items, the tallies of the issues linked to each, the ones closed recently, the
+open issues readiness may name, and the support volume of each; then the signals held before,
+and one pipelined write of the new ones. The issues linked to each launch are kept by the
+database as the facts change (`launch_issue`, migration 0007), so that a launch with thousands of
+issues costs what one with a few does: its counts are read, not counted again, and only the
+issues readiness may name are sent to Python.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 from insights import domain
 from insights import signals_sql as sql
 from insights.policies import ReadinessPolicy
-from insights.readiness import MAX_EVIDENCE, PRIORITIES, IssueSummary, folded_labels
+from insights.readiness import (
+    MAX_EVIDENCE,
+    PRIORITIES,
+    IssueSummary,
+    folded_labels,
+    is_serious_bug,
+    severity_order,
+)
 from insights.signals import Context, emit, history
 from prodops.db import Connection
 from prodops.events import Change, LaunchReadinessChanged
@@ -35,7 +44,7 @@ async def launch_facts(
     items: dict[str, set[str]] = {r["key"]: set(r["item_keys"]) for r in launches}
     for r in await conn.fetch(sql.LAUNCHES_ITEMS, ctx.ws, found):
         items[r["launch_key"]].add(r["key"])
-    summaries = await _issue_summaries(conn, ctx, items)
+    summaries = await _issue_summaries(conn, ctx, found)
     support = await _support(conn, ctx, items)
     return {
         r["key"]: (
@@ -55,64 +64,66 @@ async def launch_facts(
 
 
 async def _issue_summaries(
-    conn: Connection, ctx: Context, items: Mapping[str, set[str]]
+    conn: Connection, ctx: Context, keys: Sequence[str]
 ) -> dict[str, IssueSummary]:
-    """Each launch's linked issues (to it, or to one of its items), summarised by the database."""
-    p = ctx.readiness
-    launches_of_item: dict[str, list[str]] = defaultdict(list)
-    for launch, keys in items.items():
-        for key in keys:
-            launches_of_item[key].append(launch)
-    priorities = list(PRIORITIES)  # most severe first: the database ranks by position
-    rows = await conn.fetch(
-        sql.LAUNCHES_ISSUE_SUMMARY,
-        ctx.ws,
-        list(items),
-        sorted(launches_of_item),
-        launches_of_item,
-        ctx.now - timedelta(days=p.throughput_window_days),
-        list(p.blocker_priorities),
-        sorted(folded_labels(p)),
-        list(p.serious_bug_priorities),
-        priorities,
-        [p.bug_load.of(priority) for priority in priorities],
-        MAX_EVIDENCE,
+    """Each launch's linked issues (to it, or to one of its items): counts, and those it names."""
+    p, launches = ctx.readiness, list(keys)
+    tallies = await conn.fetch(sql.LAUNCH_ISSUE_TALLIES, ctx.ws, launches)
+    if not tallies:
+        return {}
+    since = ctx.now - timedelta(days=p.throughput_window_days)
+    closed = {
+        r["launch"]: r["closed"]
+        for r in await conn.fetch(sql.LAUNCH_ISSUES_CLOSED_SINCE, ctx.ws, launches, since)
+    }
+    severities = sorted(
+        PRIORITIES.index(priority) + 1
+        for priority in {*p.blocker_priorities, *p.serious_bug_priorities}
     )
-    by_launch: dict[str, list[Any]] = defaultdict(list)
-    for r in rows:
-        by_launch[r["launch"]].append(r)
-    return {launch: _summary(found, p) for launch, found in by_launch.items()}
-
-
-def _summary(rows: Sequence[Any], policy: ReadinessPolicy) -> IssueSummary:
-    """One launch's summary from its rows (in rank order; each carries the counts)."""
-    most_severe, blockers, serious = [], [], []
-    for r in rows:
-        issue = domain.LinkedIssue(
-            str(r["id"]),
-            r["key"],
-            r["state"],
-            r["kind"],
-            r["priority"],
-            tuple(r["labels"]),
-            r["closed_at"],
+    labels = [*sorted(folded_labels(p)), ""]  # "": a label the database leaves to Python
+    named: dict[str, list[domain.LinkedIssue]] = defaultdict(list)
+    for r in await conn.fetch(
+        sql.LAUNCH_ISSUES_NAMED, ctx.ws, launches, MAX_EVIDENCE, severities, labels
+    ):
+        named[r["launch"]].append(
+            domain.LinkedIssue(
+                str(r["id"]),
+                r["key"],
+                r["state"],
+                r["kind"],
+                r["priority"],
+                tuple(r["labels"]),
+                r["closed_at"],
+            )
         )
-        if r["most_severe"]:
-            most_severe.append(issue)
-        # The database sends a blocker's candidates; the policy's own rule decides.
-        if r["blocker_candidate"] and domain.is_blocker(issue, policy):
-            blockers.append(issue)
-        if r["serious"]:
-            serious.append(issue)
-    first = rows[0]
+    counts: dict[str, list[Any]] = defaultdict(list)
+    for r in tallies:
+        counts[r["launch"]].append(r)
+    return {
+        launch: _summary(rows, named[launch], closed.get(launch, 0), p)
+        for launch, rows in counts.items()
+    }
+
+
+def _summary(
+    tallies: Sequence[Any],
+    named: list[domain.LinkedIssue],
+    closed_recently: int,
+    policy: ReadinessPolicy,
+) -> IssueSummary:
+    """One launch's summary from its tallies and the open issues it may name."""
+    ordered = sorted(named, key=severity_order)
+    open_bugs = (r for r in tallies if r["state"] == "open" and r["kind"] == "bug")
     return IssueSummary(
-        total=first["total"],
-        open=first["open_count"],
-        closed_recently=first["closed_recently"],
-        open_bug_load=first["open_bug_load"],
-        most_severe_open=tuple(most_severe),
-        blockers=tuple(blockers),
-        serious_bugs=tuple(serious),
+        total=sum(r["issues"] for r in tallies),
+        open=sum(r["issues"] for r in tallies if r["state"] == "open"),
+        closed_recently=closed_recently,
+        open_bug_load=sum(
+            policy.bug_load.of(PRIORITIES[r["severity"] - 1]) * r["issues"] for r in open_bugs
+        ),
+        most_severe_open=tuple(ordered[:MAX_EVIDENCE]),
+        blockers=tuple(i for i in ordered if domain.is_blocker(i, policy)),
+        serious_bugs=tuple(i for i in ordered if is_serious_bug(i, policy)),
     )
 
 

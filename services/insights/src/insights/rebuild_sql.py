@@ -12,6 +12,9 @@ DERIVED = (
     "item_fact",
     "launch_fact",
     "issue_fact",
+    "launch_issue",
+    "launch_issue_label",
+    "launch_issue_tally",
     "contribution",
     "total",
     "contributor_expiry",
@@ -35,7 +38,10 @@ FROM_STAGE = "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"
 # Statistics of the tables just filled, for the signals' plans: without them the planner scans a
 # workspace's every issue for each launch instead of using the array indexes. ANALYZE samples
 # the rows of its own transaction too.
-ANALYZE = "ANALYZE issue_fact, feedback_item, item_fact, launch_fact, total"
+ANALYZE = """
+ANALYZE issue_fact, feedback_item, item_fact, launch_fact, total, launch_issue, launch_issue_label,
+        launch_issue_tally
+"""
 # New entries of a GIN index wait in a pending list that every search reads through; the live
 # engine's writes are few enough for autovacuum to keep it short, a rebuild's are not.
 CLEAN_GIN = """

@@ -31,69 +31,61 @@ ORDER BY key
 LAUNCHES_ITEMS = """
 SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY($2::text[])
 """
-# The issues linked to each launch ($2), directly or through one of its items ($3; $4 maps each
-# item key to its launches), summarised as readiness reads them (`readiness.summarize` is the
-# reference), so that only what readiness names is sent, not every issue. One row per issue
-# readiness names: the most severe open ones (by severity, then id; the first $11), the open
-# blockers by priority ($6) or by a label that folds to one of $7 (a label that is not plain
-# printable ASCII is sent too, for Python to fold), the open bugs of a serious priority ($8); the
-# launch's first row when none is. Every row carries the launch's counts and its open bug load
-# (the loads of the priorities $9 are $10); `closed_recently` counts closings from $5.
-# The table is read once (through its array indexes, or in one scan), and nothing is joined to it:
-# a plan made while the table was young cannot turn into a scan per launch.
-LAUNCHES_ISSUE_SUMMARY = """
-WITH linked AS (
-    -- Each (launch, issue) once, with no aggregation per row: a launch the issue names, at its
-    -- first place there; then a launch one of its items is in, unless it names the launch
-    -- itself or an earlier item of it is in that launch too.
-    SELECT m.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
-    FROM issue_fact AS c
+# Each launch's ($2) linked issues, from launch_issue (migration 0007) and its tallies: so that a
+# launch's cost does not grow with its issues, only the counts and the issues readiness may name
+# are read, never every issue. Tallies by state, kind and severity.
+LAUNCH_ISSUE_TALLIES = """
+SELECT launch, state, kind, severity, issues FROM launch_issue_tally
+WHERE workspace = $1 AND launch = ANY($2::text[]) AND issues > 0
+"""
+# Issues closed since $3. Each launch's reads below are kept apart (OFFSET 0): each is then one
+# index range, where a plan made while the tables were young could read every issue instead.
+LAUNCH_ISSUES_CLOSED_SINCE = """
+SELECT l.launch, n.closed
+FROM unnest($2::text[]) AS l (launch)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS closed FROM launch_issue AS o
+    WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'closed' AND o.closed_at >= $3
+    OFFSET 0
+) AS n
+WHERE n.closed > 0
+"""
+# The open issues readiness may name, for Python to decide (`readiness.summarize` is the
+# reference): the $3 most severe (severity, then id); those of the severities $4 (blocker and
+# serious-bug priorities); those with a label $5 (the policy's blocker labels as
+# `launch_issue_label` folds them, and its '' for labels Python folds).
+LAUNCH_ISSUES_NAMED = """
+WITH named AS (
+    SELECT l.launch, n.issue_id
+    FROM unnest($2::text[]) AS l (launch)
     CROSS JOIN LATERAL (
-        SELECT k.launch FROM unnest(c.launch_keys) WITH ORDINALITY AS k (launch, n)
-        WHERE k.launch = ANY($2::text[]) AND array_position(c.launch_keys, k.launch) = k.n
-        UNION ALL
-        SELECT l.launch FROM unnest(c.item_keys) WITH ORDINALITY AS i (item_key, n),
-                             jsonb_array_elements_text($4::jsonb -> i.item_key) AS l (launch)
-        WHERE NOT l.launch = ANY(c.launch_keys)
-          AND NOT EXISTS (
-              SELECT FROM unnest(c.item_keys[:i.n - 1]) AS e (item_key)
-              WHERE $4::jsonb -> e.item_key ? l.launch
-          )
-    ) AS m
-    WHERE c.workspace = $1 AND (c.launch_keys && $2::text[] OR c.item_keys && $3::text[])
-), ranked AS (
-    SELECT l.*,
-           l.state = 'open' AS open,
-           count(*) OVER w AS total,
-           count(*) FILTER (WHERE l.state = 'open') OVER w AS open_count,
-           count(*) FILTER (WHERE l.state = 'closed' AND l.closed_at >= $5) OVER w
-               AS closed_recently,
-           coalesce(sum(($10::float8[])[array_position($9::text[], l.priority)])
-                        FILTER (WHERE l.state = 'open' AND l.kind = 'bug') OVER w, 0)
-               AS open_bug_load,
-           row_number() OVER w AS rank
-    FROM linked AS l
-    -- One sort serves both: the ranking, and (whole-partition frame) the launch's sums.
-    WINDOW w AS (
-        PARTITION BY l.launch
-        ORDER BY l.state <> 'open', array_position($9::text[], l.priority), l.id
-        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    )
-), named AS (
-    SELECT r.*,
-           r.open AND r.rank <= $11 AS most_severe,
-           r.open AND (r.priority = ANY($6::text[]) OR EXISTS (
-               SELECT FROM unnest(r.labels) AS t (label)
-               WHERE label !~ '^[ -~]*$' OR lower(btrim(label) COLLATE "C") = ANY($7::text[])
-           )) AS blocker_candidate,
-           r.open AND r.kind = 'bug' AND r.priority = ANY($8::text[]) AS serious
-    FROM ranked AS r
+        SELECT o.issue_id FROM launch_issue AS o
+        WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'open'
+        ORDER BY o.severity, o.issue_id LIMIT $3
+    ) AS n
+    UNION
+    SELECT l.launch, n.issue_id
+    FROM unnest($2::text[]) AS l (launch), unnest($4::smallint[]) AS s (severity)
+    CROSS JOIN LATERAL (
+        SELECT o.issue_id FROM launch_issue AS o
+        WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'open'
+          AND o.severity = s.severity
+        OFFSET 0
+    ) AS n
+    UNION
+    SELECT l.launch, n.issue_id
+    FROM unnest($2::text[]) AS l (launch), unnest($5::text[]) AS t (label)
+    CROSS JOIN LATERAL (
+        SELECT b.issue_id FROM launch_issue_label AS b
+        WHERE b.workspace = $1 AND b.launch = l.launch AND b.label = t.label
+        OFFSET 0
+    ) AS n
 )
-SELECT launch, id, key, state, kind, priority, labels, closed_at, total, open_count,
-       closed_recently, open_bug_load, most_severe, blocker_candidate, serious
-FROM named
-WHERE rank = 1 OR most_severe OR blocker_candidate OR serious
-ORDER BY launch, rank
+SELECT n.launch, c.id, c.key, c.state, c.kind, c.priority, c.labels, c.closed_at
+FROM named AS n
+CROSS JOIN LATERAL (
+    SELECT * FROM issue_fact AS i WHERE i.workspace = $1 AND i.id = n.issue_id OFFSET 0
+) AS c
 """
 # Per launch ($2, paired with each of its item keys $3): distinct feedback in the recent window
 # (from $4) and the baseline window before it (from $5), up to now ($6).

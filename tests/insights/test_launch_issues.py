@@ -1,0 +1,185 @@
+"""Each launch's linked issues, kept by the facts' triggers, stay what the facts say.
+
+Items move between launches, launches change their items, issues change and go, keys are reused:
+after any such history, `launch_issue` and its tallies equal a fresh link of the facts, and
+readiness reads what `readiness.summarize` makes of the issues linked now.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from insights import launch_signals, readiness
+from insights.facts import Touch, apply_fact
+from insights.facts_bulk import apply_issues
+from insights.launch_signals import launch_facts
+from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.readiness import PRIORITIES, LinkedIssue, summarize
+from insights.signals import Context
+from prodops.db import Connection, Pool, create_pool
+from prodops.events import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
+from prodops.settings import Settings
+from signal_events import Builder, days_ago
+
+LAUNCHES = ("L1", "L2", "L3", "L4")
+ITEMS = ("K-1", "K-2", "K-3", "K-4", "K-5")
+_LABELS = ("blocker", " BLOCKER", "straße", "ui", "P2")
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> Any:
+    """A pool on the insights schema of the test database."""
+    value = await create_pool(settings, schema="insights", max_size=2)
+    yield value
+    await value.close()
+
+
+class World:
+    """Random fact changes, and what they leave in Python's own terms."""
+
+    def __init__(self, workspace: str, rng: random.Random) -> None:
+        self.b, self.rng = Builder(workspace), rng
+        self.items: dict[str, str | None] = {}  # key -> its own launch key
+        self.launches: dict[str, set[str]] = {}  # key -> item keys
+        self.issues: dict[int, dict[str, Any]] = {}
+
+    def step(self) -> Event:
+        b, rng = self.b, self.rng
+        roll = rng.random()
+        if roll < 0.12:
+            key = rng.choice(ITEMS)
+            if key in self.items and rng.random() < 0.3:
+                del self.items[key]
+                ident, version = b._next(f"item:{key}")
+                return b.event(ItemDeleted(id=ident, version=version, key=key))
+            self.items[key] = rng.choice((None, *LAUNCHES))
+            return b.item(key, launch_key=self.items[key])
+        if roll < 0.24:
+            key = rng.choice(LAUNCHES)
+            if key in self.launches and rng.random() < 0.25:
+                del self.launches[key]
+                ident, version = b._next(f"launch:{key}")
+                return b.event(LaunchDeleted(id=ident, version=version, key=key))
+            self.launches[key] = set(rng.sample(ITEMS, rng.randint(0, 3)))
+            return b.launch(key, items=tuple(sorted(self.launches[key])))
+        n = rng.randrange(30)
+        if n in self.issues and rng.random() < 0.15:
+            del self.issues[n]
+            ident, version = b._next(f"issue:acme/shop#{n}")
+            return b.event(TrackerIssueDeleted(id=ident, version=version))
+        state = rng.choice(("open", "open", "closed"))
+        fields: dict[str, Any] = {
+            "state": state,
+            "kind": rng.choice(("bug", "bug", "task", "feature")),
+            "priority": rng.choice(PRIORITIES),
+            "labels": rng.sample(_LABELS, rng.randint(0, 2)),
+            "launch_keys": rng.sample(LAUNCHES, rng.randint(0, 2)),
+            "item_keys": rng.sample(ITEMS, rng.randint(0, 2)),
+            "closed_at": days_ago(rng.choice((1, 5, 40))) if state == "closed" else None,
+        }
+        self.issues[n] = fields
+        return b.issue(f"acme/shop#{n}", **fields)
+
+    def linked(self, launch: str) -> list[LinkedIssue]:
+        """The issues linked to `launch` now, as readiness sees them."""
+        items = self.launches[launch] | {k for k, own in self.items.items() if own == launch}
+        return [
+            LinkedIssue(
+                self.b.id_of(f"issue:acme/shop#{n}"),
+                f"acme/shop#{n}",
+                f["state"],
+                f["kind"],
+                f["priority"],
+                tuple(f["labels"]),
+                f["closed_at"],
+            )
+            for n, f in self.issues.items()
+            if launch in f["launch_keys"] or items & set(f["item_keys"])
+        ]
+
+
+async def _apply(conn: Connection, events: list[Event], rng: random.Random) -> None:
+    """Each event alone, or a run of issue events set-wise, as the live consumer does."""
+    run: list[Event] = []
+    for event in [*events, None]:
+        if event is not None and event.type.startswith("prodops.tracker_issue."):
+            run.append(event)
+            continue
+        if run and rng.random() < 0.5:
+            await apply_issues(conn, run, {})
+        else:
+            for issue in run:
+                await apply_fact(conn, issue, Touch())
+        run = []
+        if event is not None:
+            await apply_fact(conn, event, Touch())
+
+
+# What the triggers keep, each in a stable order.
+_KEPT = (
+    """SELECT launch, issue_id, state, kind, severity, closed_at FROM launch_issue
+       WHERE workspace = $1 ORDER BY launch, issue_id""",
+    """SELECT launch, label, issue_id FROM launch_issue_label
+       WHERE workspace = $1 ORDER BY launch, label, issue_id""",
+    """SELECT launch, state, kind, severity, issues FROM launch_issue_tally
+       WHERE workspace = $1 AND issues <> 0 ORDER BY launch, state, kind, severity""",
+)
+_RELINK = (
+    "DELETE FROM launch_issue WHERE workspace = $1",
+    "DELETE FROM launch_issue_label WHERE workspace = $1",
+    "DELETE FROM launch_issue_tally WHERE workspace = $1",
+    "SELECT launch_issue_sync($1, array_agg(id)) FROM issue_fact WHERE workspace = $1",
+)
+
+
+async def _kept(conn: Connection, workspace: str) -> list[list[dict[str, Any]]]:
+    return [[dict(r) for r in await conn.fetch(query, workspace)] for query in _KEPT]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_linked_issues_follow_every_change_of_the_facts(
+    pool: Pool, workspace: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    world = World(workspace, rng)
+    # Few evidence ids, so that the most severe open ones are a cut, not all of them.
+    monkeypatch.setattr(readiness, "MAX_EVIDENCE", 3)
+    monkeypatch.setattr(launch_signals, "MAX_EVIDENCE", 3)
+    policy = ReadinessPolicy.model_validate(
+        {"blocker_labels": ["blocker", "Strasse"], "blocker_priorities": ["urgent"]}
+    )
+    ctx = Context(
+        ws=workspace,
+        now=utcnow(),
+        readiness=policy,
+        feedback_weight=FeedbackWeightPolicy.model_validate({}),
+        emit=False,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        for _ in range(8):
+            await _apply(conn, [world.step() for _ in range(25)], rng)
+            found = await launch_facts(conn, ctx, LAUNCHES)
+            assert sorted(found) == sorted(world.launches)
+            for key in world.launches:
+                expected = summarize(world.linked(key), policy, ctx.now)
+                got = found[key][1].summary
+                assert got is not None
+                assert got.open_bug_load == pytest.approx(expected.open_bug_load)
+                assert replace(got, open_bug_load=0.0) == replace(expected, open_bug_load=0.0)
+
+        kept = await _kept(conn, workspace)
+        for statement in _RELINK:  # a fresh link of the same facts
+            await conn.execute(statement, workspace)
+        assert kept == await _kept(conn, workspace)
+        assert all(kept), "the history left nothing linked, labelled or counted"
+
+
+async def test_the_database_ranks_priorities_as_readiness_does(pool: Pool) -> None:
+    ranks = await pool.fetch(
+        "SELECT p, issue_severity(p) AS rank FROM unnest($1::text[]) AS p", list(PRIORITIES)
+    )
+    assert [r["rank"] for r in ranks] == list(range(1, len(PRIORITIES) + 1))
