@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -259,3 +260,18 @@ async def test_a_stalled_writer_refuses_new_deliveries_past_the_limit(
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
+
+
+async def test_bodies_are_compressed_with_lz4_where_the_server_has_it(pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL default_toast_compression = lz4")
+            has_lz4 = True
+        except asyncpg.InvalidParameterValueError:
+            has_lz4 = False
+        method = await conn.fetchval(
+            "SELECT attcompression::text FROM pg_attribute "
+            "WHERE attrelid = 'webhook_delivery'::regclass AND attname = 'body'"
+        )
+    assert method == ("l" if has_lz4 else ""), (has_lz4, method)
