@@ -20,9 +20,8 @@ CREATE TABLE launch_issue (
     kind text NOT NULL,
     severity smallint NOT NULL,
     closed_at timestamptz,
-    PRIMARY KEY (workspace, launch, issue_id)
+    PRIMARY KEY (workspace, issue_id, launch)  -- a launch's pairs: the two partial indexes
 );
-CREATE INDEX launch_issue_of_issue ON launch_issue (workspace, issue_id);
 CREATE INDEX launch_issue_open ON launch_issue (workspace, launch, severity, issue_id)
     WHERE state = 'open';
 CREATE INDEX launch_issue_closed ON launch_issue (workspace, launch, closed_at)
