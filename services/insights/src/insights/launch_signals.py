@@ -2,12 +2,13 @@
 
 A batch of tracker events can move every launch of a workspace; read one launch at a time, that
 was six round trips per launch. Here it is the same number for any number of launches: the
-launches, their items, the tallies of the issues linked to each, the ones closed recently, the
-open issues readiness may name, and the support volume of each; then the signals held before,
-and one pipelined write of the new ones. The issues linked to each launch are kept by the
-database as the facts change (`launch_issue`, migration 0007), so that a launch with thousands of
-issues costs what one with a few does: its counts are read, not counted again, and only the
-issues readiness may name are sent to Python.
+launches, their items, the tallies of the issues linked to each, each one's recent closings and
+most severe open issues, the open issues that may block it, and the support volume of each;
+then the signals held before, and one pipelined write of the new ones. The issues linked to each
+launch are kept by the database as the facts change (`launch_issue`, migration 0007), so that a
+launch with thousands of issues costs what one with a few does: its counts are read, not counted
+again, the ids of its most severe open issues come from an index, and only its candidate
+blockers and serious bugs are sent to Python whole.
 """
 
 from __future__ import annotations
@@ -72,20 +73,18 @@ async def _issue_summaries(
     if not tallies:
         return {}
     since = ctx.now - timedelta(days=p.throughput_window_days)
-    closed = {
-        r["launch"]: r["closed"]
-        for r in await conn.fetch(sql.LAUNCH_ISSUES_CLOSED_SINCE, ctx.ws, launches, since)
+    ranked = {
+        r["launch"]: r
+        for r in await conn.fetch(sql.LAUNCH_ISSUES_RANKED, ctx.ws, launches, since, MAX_EVIDENCE)
     }
     severities = sorted(
         PRIORITIES.index(priority) + 1
         for priority in {*p.blocker_priorities, *p.serious_bug_priorities}
     )
     labels = [*sorted(folded_labels(p)), ""]  # "": a label the database leaves to Python
-    named: dict[str, list[domain.LinkedIssue]] = defaultdict(list)
-    for r in await conn.fetch(
-        sql.LAUNCH_ISSUES_NAMED, ctx.ws, launches, MAX_EVIDENCE, severities, labels
-    ):
-        named[r["launch"]].append(
+    candidates: dict[str, list[domain.LinkedIssue]] = defaultdict(list)
+    for r in await conn.fetch(sql.LAUNCH_ISSUE_CANDIDATES, ctx.ws, launches, severities, labels):
+        candidates[r["launch"]].append(
             domain.LinkedIssue(
                 str(r["id"]),
                 r["key"],
@@ -100,28 +99,28 @@ async def _issue_summaries(
     for r in tallies:
         counts[r["launch"]].append(r)
     return {
-        launch: _summary(rows, named[launch], closed.get(launch, 0), p)
+        launch: _summary(rows, ranked[launch], candidates[launch], p)
         for launch, rows in counts.items()
     }
 
 
 def _summary(
     tallies: Sequence[Any],
-    named: list[domain.LinkedIssue],
-    closed_recently: int,
+    ranked: Any,
+    candidates: list[domain.LinkedIssue],
     policy: ReadinessPolicy,
 ) -> IssueSummary:
-    """One launch's summary from its tallies and the open issues it may name."""
-    ordered = sorted(named, key=severity_order)
+    """One launch's summary from its tallies, its ranked issues and its candidate blockers."""
+    ordered = sorted(candidates, key=severity_order)
     open_bugs = (r for r in tallies if r["state"] == "open" and r["kind"] == "bug")
     return IssueSummary(
         total=sum(r["issues"] for r in tallies),
         open=sum(r["issues"] for r in tallies if r["state"] == "open"),
-        closed_recently=closed_recently,
+        closed_recently=ranked["closed_recently"],
         open_bug_load=sum(
             policy.bug_load.of(PRIORITIES[r["severity"] - 1]) * r["issues"] for r in open_bugs
         ),
-        most_severe_open=tuple(ordered[:MAX_EVIDENCE]),
+        most_severe_open=tuple(ranked["most_severe"]),
         blockers=tuple(i for i in ordered if domain.is_blocker(i, policy)),
         serious_bugs=tuple(i for i in ordered if is_serious_bug(i, policy)),
     )

@@ -66,7 +66,7 @@ class IssueSummary:
     open: int
     closed_recently: int  # closed within the throughput window
     open_bug_load: float
-    most_severe_open: tuple[LinkedIssue, ...]  # by severity, then id; at most MAX_EVIDENCE
+    most_severe_open: tuple[str, ...]  # ids, by severity, then id; at most MAX_EVIDENCE
     blockers: tuple[LinkedIssue, ...]  # by severity, then id
     serious_bugs: tuple[LinkedIssue, ...]  # by severity, then id
 
@@ -192,7 +192,7 @@ def summarize(
         open=len(ordered),
         closed_recently=sum(1 for i in listed if i.state == "closed" and _closed_since(i, since)),
         open_bug_load=open_bug_load(listed, policy),
-        most_severe_open=tuple(ordered[:MAX_EVIDENCE]),
+        most_severe_open=tuple(i.id for i in ordered[:MAX_EVIDENCE]),
         blockers=tuple(i for i in ordered if is_blocker(i, policy)),
         serious_bugs=tuple(i for i in ordered if is_serious_bug(i, policy)),
     )

@@ -49,7 +49,7 @@ def _issue_reasons(found: Findings) -> list[Reason]:
         out.append(_about_issues("open_serious_bug", "Serious bugs open:", issues.serious_bugs))
     if issues.open:
         message = f"{issues.open} of {issues.total} linked issues open"
-        out.append(_reason("open_issues", message, [i.id for i in issues.most_severe_open]))
+        out.append(_reason("open_issues", message, list(issues.most_severe_open)))
     if not issues.total:
         message = "No tracker issues are linked to the launch or its items"
         out.append(_reason("no_linked_work", message, []))
@@ -58,7 +58,7 @@ def _issue_reasons(found: Findings) -> list[Reason]:
 
 def _schedule_reasons(facts: LaunchFacts, policy: ReadinessPolicy, found: Findings) -> list[Reason]:
     sched = found.schedule
-    open_ids = [i.id for i in found.issues.most_severe_open]
+    open_ids = list(found.issues.most_severe_open)
     if sched.slack_days is not None and sched.slack_days < 0:
         message = (
             f"Open work is projected to finish on {sched.projected_finish}, "

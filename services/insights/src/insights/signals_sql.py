@@ -38,34 +38,28 @@ LAUNCH_ISSUE_TALLIES = """
 SELECT launch, state, kind, severity, issues FROM launch_issue_tally
 WHERE workspace = $1 AND launch = ANY($2::text[]) AND issues > 0
 """
-# Issues closed since $3. Each launch's reads below are kept apart (OFFSET 0): each is then one
-# index range, where a plan made while the tables were young could read every issue instead.
-LAUNCH_ISSUES_CLOSED_SINCE = """
-SELECT l.launch, n.closed
+# Per launch: its issues closed since $3, and the ids of its $4 most severe open ones (severity,
+# then id). Each is its own index range per launch (a correlated subquery cannot be turned into
+# a scan of every issue, as a plan made while the tables were young could otherwise be).
+LAUNCH_ISSUES_RANKED = """
+SELECT l.launch,
+       (SELECT count(*) FROM launch_issue AS o
+        WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'closed'
+          AND o.closed_at >= $3) AS closed_recently,
+       ARRAY(SELECT o.issue_id::text FROM launch_issue AS o
+             WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'open'
+             ORDER BY o.severity, o.issue_id LIMIT $4) AS most_severe
 FROM unnest($2::text[]) AS l (launch)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS closed FROM launch_issue AS o
-    WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'closed' AND o.closed_at >= $3
-    OFFSET 0
-) AS n
-WHERE n.closed > 0
 """
-# The open issues readiness may name, for Python to decide (`readiness.summarize` is the
-# reference): the $3 most severe (severity, then id); those of the severities $4 (blocker and
-# serious-bug priorities); those with a label $5 (the policy's blocker labels as
-# `launch_issue_label` folds them, and its '' for labels Python folds).
-LAUNCH_ISSUES_NAMED = """
+# The open issues that may block a launch or be its serious bugs, for Python to decide
+# (`readiness.summarize` is the reference): those of the severities $3 (the blocker and
+# serious-bug priorities), and those with a label $4 (the policy's blocker labels as
+# `launch_issue_label` folds them, and its '' for labels Python folds). OFFSET 0 keeps each
+# lookup an index range per launch, as above.
+LAUNCH_ISSUE_CANDIDATES = """
 WITH named AS (
     SELECT l.launch, n.issue_id
-    FROM unnest($2::text[]) AS l (launch)
-    CROSS JOIN LATERAL (
-        SELECT o.issue_id FROM launch_issue AS o
-        WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'open'
-        ORDER BY o.severity, o.issue_id LIMIT $3
-    ) AS n
-    UNION
-    SELECT l.launch, n.issue_id
-    FROM unnest($2::text[]) AS l (launch), unnest($4::smallint[]) AS s (severity)
+    FROM unnest($2::text[]) AS l (launch), unnest($3::smallint[]) AS s (severity)
     CROSS JOIN LATERAL (
         SELECT o.issue_id FROM launch_issue AS o
         WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'open'
@@ -74,7 +68,7 @@ WITH named AS (
     ) AS n
     UNION
     SELECT l.launch, n.issue_id
-    FROM unnest($2::text[]) AS l (launch), unnest($5::text[]) AS t (label)
+    FROM unnest($2::text[]) AS l (launch), unnest($4::text[]) AS t (label)
     CROSS JOIN LATERAL (
         SELECT b.issue_id FROM launch_issue_label AS b
         WHERE b.workspace = $1 AND b.launch = l.launch AND b.label = t.label
