@@ -101,3 +101,25 @@ async def test_inbox_purge_forgets_only_old_claims(settings: Settings, workspace
         assert left == 1
     finally:
         await pool.close()
+
+
+async def test_marking_rows_sent_commits_without_waiting_for_the_disk(
+    settings: Settings, workspace: str
+) -> None:
+    pool = await create_pool(settings, schema="feedback")
+    relay = OutboxRelay(pool=pool, js=None, settings=settings, service="feedback")  # type: ignore[arg-type]
+    try:
+        async with workspace_transaction(pool, workspace, role=settings.app_role) as conn:
+            await create_feedback(conn=conn, workspace=workspace, data=FeedbackInput(title="Lazy"))
+        unsent = "SELECT position FROM outbox WHERE workspace = $1 AND sent_at IS NULL"
+        async with pool.acquire() as conn, conn.transaction():
+            positions = [r["position"] for r in await conn.fetch(unsent, workspace)]
+            assert positions
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            await relay.mark_sent(conn, positions)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        async with pool.acquire() as conn:  # only that transaction's commit
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+            assert await conn.fetch(unsent, workspace) == []
+    finally:
+        await pool.close()

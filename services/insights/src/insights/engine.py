@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # The live consumer's durable name (and inbox key); the rebuild claims its events under it too.
 CONSUMER = "insights-projections"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('prodops.insights:' || $1, 0))"
-_POLICY = "SELECT body FROM policy WHERE workspace = $1 AND kind = $2"
+_POLICIES = "SELECT kind, body FROM policy WHERE workspace = $1 AND kind = ANY($2::text[])"
 
 
 async def lock_workspaces(conn: Connection, workspaces: Sequence[str]) -> None:
@@ -45,11 +45,13 @@ async def lock_workspaces(conn: Connection, workspaces: Sequence[str]) -> None:
 
 async def load_policies(conn: Connection, ws: str) -> tuple[ReadinessPolicy, FeedbackWeightPolicy]:
     """The workspace's policies, or the defaults of design.md §5."""
-    readiness = await conn.fetchval(_POLICY, ws, "readiness")
-    weight = await conn.fetchval(_POLICY, ws, "feedback-weight")
+    held = {
+        r["kind"]: r["body"]
+        for r in await conn.fetch(_POLICIES, ws, ["readiness", "feedback-weight"])
+    }
     return (
-        ReadinessPolicy.model_validate(readiness or {}),
-        FeedbackWeightPolicy.model_validate(weight or {}),
+        ReadinessPolicy.model_validate(held.get("readiness") or {}),
+        FeedbackWeightPolicy.model_validate(held.get("feedback-weight") or {}),
     )
 
 
