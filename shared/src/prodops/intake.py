@@ -219,6 +219,15 @@ class Intake:
 
     async def normalise_batch(self, pool: Pool, settings: Settings) -> int:
         """Normalise the oldest stored deliveries in one transaction; how many there were."""
+        try:
+            # Fast: the batch's deliveries all at once. A mapper failing undoes the transaction
+            # and sends the batch to the careful pass, a savepoint per delivery, so that only the
+            # failing ones are kept `failed`.
+            return await self._normalise_batch(pool, settings, careful=False)
+        except Exception:  # noqa: BLE001 - the careful pass records which one failed
+            return await self._normalise_batch(pool, settings, careful=True)
+
+    async def _normalise_batch(self, pool: Pool, settings: Settings, *, careful: bool) -> int:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(_LOCK)
             rows = await conn.fetch(_CLAIM, NORMALISE_BATCH)
@@ -226,14 +235,7 @@ class Intake:
                 return 0
             deliveries = [Delivery(**dict(row.items())) for row in rows]
             events: list[Event] = []
-            try:
-                # Fast: all in one savepoint. A mapper failing sends the batch to the careful
-                # pass, a savepoint per delivery, so only the failing ones are kept `failed`.
-                async with conn.transaction():
-                    outcomes = await self._apply(conn, deliveries, settings, events, careful=False)
-            except Exception:  # noqa: BLE001 - the careful pass records which one failed
-                events.clear()
-                outcomes = await self._apply(conn, deliveries, settings, events, careful=True)
+            outcomes = await self._apply(conn, deliveries, settings, events, careful=careful)
             await conn.execute(_UNSCOPE)
             # The batch's events in one write, as the owner: they span workspaces.
             await outbox.add(conn, *events)
