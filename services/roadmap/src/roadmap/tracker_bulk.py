@@ -31,6 +31,9 @@ from roadmap.tracker import (
 )
 from roadmap.tracker_links import Links, plan
 
+# The columns of a new issue's row (`_Round.inserts`), as INSERT_NEW_ISSUES reads them.
+_INSERTED = ("id", "workspace", "provider", "external_id", *sql.MUTABLE_FIELDS)
+
 # Issues of these trackers link only to items and launches, never to each other.
 _SET_WISE = frozenset({"github", "gitlab", "linear"})
 
@@ -135,12 +138,23 @@ class _Round:
         self.changed[issue_id] = change.after
 
     async def _write(self, conn: Connection) -> None:
-        """The round's writes, each statement pipelined over its rows."""
+        """The round's writes: new issues and new links each in one statement, the rest
+        pipelined over their rows."""
+        if self.inserts:
+            issues = [dict(zip(_INSERTED, (str(i), *row), strict=True)) for i, *row in self.inserts]
+            await conn.execute(sql.INSERT_NEW_ISSUES, issues)
         for statement, rows in (
-            (sql.INSERT_NEW_ISSUE, self.inserts),
             (sql.UPDATE_ISSUE, self.updates),
             (sql.DELETE_STALE_CONVENTION_LINKS, self.stale_links),
-            (sql.INSERT_CONVENTION_LINKS, self.new_links),
         ):
             if rows:
                 await conn.executemany(statement, rows)
+        links = [
+            (workspace, issue_id, target, key)
+            for workspace, issue_id, items, launches in self.new_links
+            for target, keys in (("item", items), ("launch", launches))
+            for key in keys
+        ]
+        if links:
+            columns = [list(column) for column in zip(*links, strict=True)]
+            await conn.execute(sql.INSERT_CONVENTION_LINKS_MANY, *columns)

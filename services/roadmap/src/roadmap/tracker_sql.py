@@ -64,6 +64,22 @@ VALUES ($1, $2, $3, $4, 1,
         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 """
 
+# INSERT_NEW_ISSUE for many issues in one statement, each a JSON object of the table's columns
+# (arrays of arrays, such as each issue's labels, cannot be sent as parameters).
+INSERT_NEW_ISSUES = """
+INSERT INTO tracker_issue (
+    id, workspace, provider, external_id, version,
+    key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
+    milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
+    closed_at, deleted, cycle
+)
+SELECT id, workspace, provider, external_id, 1,
+       key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
+       milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
+       closed_at, deleted, cycle
+FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb)
+"""
+
 INSERT_ISSUE = f"""{INSERT_NEW_ISSUE}ON CONFLICT (workspace, provider, external_id) DO NOTHING
 RETURNING *
 """
@@ -124,6 +140,14 @@ INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
 SELECT $1::text, $2::uuid, 'item', key, 'convention' FROM unnest($3::text[]) AS key
 UNION ALL
 SELECT $1::text, $2::uuid, 'launch', key, 'convention' FROM unnest($4::text[]) AS key
+ON CONFLICT (tracker_issue_id, target, target_key) DO NOTHING
+"""
+
+# INSERT_CONVENTION_LINKS for many issues: one row per (workspace, issue, target, key).
+INSERT_CONVENTION_LINKS_MANY = """
+INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
+SELECT workspace, issue_id, target, key, 'convention'
+FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS l (workspace, issue_id, target, key)
 ON CONFLICT (tracker_issue_id, target, target_key) DO NOTHING
 """
 
