@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from prodops import intake as intake_module
+from prodops.body_cache import BodyCache
 from prodops.db import Pool, create_pool
 from prodops.intake import Intake, NewDelivery
 from prodops.problems import ProblemError
@@ -275,3 +276,40 @@ async def test_bodies_are_compressed_with_lz4_where_the_server_has_it(pool: Pool
             "WHERE attrelid = 'webhook_delivery'::regclass AND attname = 'body'"
         )
     assert method == ("l" if has_lz4 else ""), (has_lz4, method)
+
+
+async def test_bodies_this_process_stored_are_normalised_without_reading_them_back(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    workspace: str,
+    mapper: Mapper,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This test's bodies cannot be read back: only those kept in memory can be normalised.
+    unreadable = f"{intake_module._BODIES} AND delivery_key NOT LIKE 'kept-%'"
+    monkeypatch.setattr(intake_module, "_BODIES", unreadable)
+    source = await register(client, settings, workspace)
+    url, secret = source["webhook_url"], source["secret"]
+    answers = [await _post(client, url, secret, f"kept-{n}") for n in range(5)]
+    admin = auth(settings, workspace, "admin")
+    for answer in answers:
+        assert answer.status_code == 202
+        assert (await settled(client, admin, answer.json()["id"]))["status"] == "processed"
+    assert len([d for d in mapper.seen if d.workspace == workspace]) == 5
+
+
+def test_kept_bodies_are_bounded_oldest_first_and_taken_once() -> None:
+    cache = BodyCache(limit=10)
+    first, second, third, huge = (uuid.uuid4() for _ in range(4))
+    cache.put(first, b"aaaa")
+    cache.put(second, b"bbbb")
+    cache.put(second, b"other")  # a body never changes: the first one stays
+    cache.put(third, b"cccc")  # 12 bytes: the oldest goes
+    cache.put(huge, b"x" * 11)  # larger than the whole cache: not kept
+    assert cache.size == 8
+    assert cache.take(first) is None
+    assert cache.take(huge) is None
+    assert cache.take(second) == b"bbbb"
+    assert cache.take(second) is None
+    assert cache.take(third) == b"cccc"
+    assert cache.size == 0

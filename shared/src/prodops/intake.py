@@ -23,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from prodops import outbox
+from prodops.body_cache import BodyCache
 from prodops.db import Connection, Pool
 from prodops.events import Event
 from prodops.problems import ProblemError
@@ -40,6 +41,8 @@ NORMALISE_BATCH = 200
 # Most deliveries waiting to be stored: past it (the database stalled), a vendor is told to
 # retry rather than held until it gives up, and the process's memory stays bounded.
 MAX_WAITING = 20 * WRITE_BATCH
+# Most bytes of stored bodies kept for the normaliser (`BodyCache`).
+BODY_CACHE_BYTES = 32 * 2**20
 
 _INSERT = """
 INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
@@ -51,10 +54,11 @@ RETURNING id
 # One normaliser at a time per service schema (feedback and roadmap share a database).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('webhook-normaliser:' || current_schema()))"
 _CLAIM = """
-SELECT id, workspace, source_id, provider, event_type, body, received_at
+SELECT id, workspace, source_id, provider, event_type, received_at
 FROM webhook_delivery WHERE status = 'received'
 ORDER BY received_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
+_BODIES = "SELECT id, body FROM webhook_delivery WHERE id = ANY($1::uuid[])"
 _SCOPE = "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)"
 _UNSCOPE = "SELECT set_config('prodops.workspace', '', true), set_config('role', 'none', true)"
 _SETTLE = """
@@ -119,6 +123,7 @@ class Intake:
         self._arrived = asyncio.Event()
         self._stored = asyncio.Event()
         self._settled: dict[UUID, asyncio.Future[Status]] = {}
+        self._bodies = BodyCache(BODY_CACHE_BYTES)
 
     def loops(
         self, pool: Pool, settings: Settings
@@ -202,6 +207,8 @@ class Intake:
                 _fail(pending, exc)
             return
         for pending in batch:
+            if pending.delivery.id in inserted:
+                self._bodies.put(pending.delivery.id, pending.delivery.body)
             if not pending.stored.done():
                 pending.stored.set_result(pending.delivery.id in inserted)
         if inserted:
@@ -233,7 +240,7 @@ class Intake:
             rows = await conn.fetch(_CLAIM, NORMALISE_BATCH)
             if not rows:
                 return 0
-            deliveries = [Delivery(**dict(row.items())) for row in rows]
+            deliveries = await self._with_bodies(conn, rows)
             events: list[Event] = []
             outcomes = await self._apply(conn, deliveries, settings, events, careful=careful)
             await conn.execute(_UNSCOPE)
@@ -250,6 +257,15 @@ class Intake:
             if waiter is not None and not waiter.done():
                 waiter.set_result(status)
         return len(rows)
+
+    async def _with_bodies(self, conn: Connection, rows: list[Any]) -> list[Delivery]:
+        """The claimed rows as deliveries: bodies this process stored from memory, the rest read."""
+        kept = {row["id"]: self._bodies.take(row["id"]) for row in rows}
+        bodies = {key: body for key, body in kept.items() if body is not None}
+        missing = [key for key in kept if key not in bodies]
+        if missing:
+            bodies.update((r["id"], r["body"]) for r in await conn.fetch(_BODIES, missing))
+        return [Delivery(**dict(row.items()), body=bodies[row["id"]]) for row in rows]
 
     async def _apply(
         self,
