@@ -19,7 +19,7 @@ MAX_EVIDENCE = 50
 # A trickle of throughput against a big backlog projects past year 9999; 100 years is "never".
 MAX_PROJECTION_DAYS = 36_500
 _SEVERITY: dict[str, int] = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
-# Tracker priorities, most severe first (`signals_sql.LAUNCHES_ISSUE_SUMMARY` ranks them alike).
+# Tracker priorities, most severe first (`issue_severity` in migration 0007 ranks them alike).
 PRIORITIES: tuple[TrackerPriority, ...] = ("urgent", "high", "medium", "low", "none")
 
 
