@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -150,3 +152,23 @@ class Builder:
 def days_ago(days: float) -> datetime:
     """A moment `days` before now."""
     return utcnow() - timedelta(days=days)
+
+
+def random_issue_fields(
+    rng: random.Random,
+    labels: Sequence[str],
+    launches: Sequence[str],
+    items: Sequence[str],
+    closed_days: Sequence[float],
+) -> dict[str, Any]:
+    """A random issue's readiness fields: up to two each of `labels`, `launches` and `items`."""
+    state = rng.choice(("open", "open", "closed"))
+    return {
+        "state": state,
+        "kind": rng.choice(("bug", "bug", "task", "feature")),
+        "priority": rng.choice(("urgent", "high", "medium", "low", "none")),
+        "labels": rng.sample(list(labels), rng.randint(0, 2)),
+        "launch_keys": rng.sample(list(launches), rng.randint(0, 2)),
+        "item_keys": rng.sample(list(items), rng.randint(0, 2)),
+        "closed_at": days_ago(rng.choice(list(closed_days))) if state == "closed" else None,
+    }

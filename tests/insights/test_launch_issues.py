@@ -23,7 +23,7 @@ from insights.signals import Context
 from prodops.db import Connection, Pool, create_pool
 from prodops.events import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
 from prodops.settings import Settings
-from signal_events import Builder, days_ago
+from signal_events import Builder, random_issue_fields
 
 LAUNCHES = ("L1", "L2", "L3", "L4")
 ITEMS = ("K-1", "K-2", "K-3", "K-4", "K-5")
@@ -71,16 +71,7 @@ class World:
             del self.issues[n]
             ident, version = b._next(f"issue:acme/shop#{n}")
             return b.event(TrackerIssueDeleted(id=ident, version=version))
-        state = rng.choice(("open", "open", "closed"))
-        fields: dict[str, Any] = {
-            "state": state,
-            "kind": rng.choice(("bug", "bug", "task", "feature")),
-            "priority": rng.choice(PRIORITIES),
-            "labels": rng.sample(_LABELS, rng.randint(0, 2)),
-            "launch_keys": rng.sample(LAUNCHES, rng.randint(0, 2)),
-            "item_keys": rng.sample(ITEMS, rng.randint(0, 2)),
-            "closed_at": days_ago(rng.choice((1, 5, 40))) if state == "closed" else None,
-        }
+        fields = random_issue_fields(rng, _LABELS, LAUNCHES, ITEMS, closed_days=(1, 5, 40))
         self.issues[n] = fields
         return b.issue(f"acme/shop#{n}", **fields)
 

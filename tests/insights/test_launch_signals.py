@@ -17,7 +17,7 @@ from insights.signals import Context
 from prodops.db import Pool, create_pool
 from prodops.events import Event, utcnow
 from prodops.settings import Settings
-from signal_events import Builder, days_ago
+from signal_events import Builder, days_ago, random_issue_fields
 
 
 @pytest.fixture
@@ -133,16 +133,8 @@ _LABELS = (
 
 def _random_issue(b: Builder, rng: random.Random, n: int) -> tuple[Event, dict[str, Any]]:
     """A random issue, linked to some launches and some items, and its fields."""
-    state = rng.choice(("open", "open", "closed"))
-    fields: dict[str, Any] = {
-        "state": state,
-        "kind": rng.choice(("bug", "bug", "task", "feature")),
-        "priority": rng.choice(PRIORITIES),
-        "labels": rng.sample(_LABELS, rng.randint(0, 2)),
-        "launch_keys": rng.sample(["L1", "L2", "L3"], rng.randint(0, 2)),
-        "item_keys": rng.sample(["K-1", "K-2", "K-3", "K-4"], rng.randint(0, 2)),
-        "closed_at": days_ago(rng.choice((1, 5, 20, 40))) if state == "closed" else None,
-    }
+    launches, items = ("L1", "L2", "L3"), ("K-1", "K-2", "K-3", "K-4")
+    fields = random_issue_fields(rng, _LABELS, launches, items, closed_days=(1, 5, 20, 40))
     return b.issue(f"acme/shop#{n}", **fields), fields
 
 

@@ -53,10 +53,14 @@ SELECT prodops_enable_rls('launch_issue_label');
 SELECT prodops_enable_rls('launch_issue_tally');
 
 -- Replace the pairs of the issues `ids` of workspace `ws` with what their facts say now.
+-- Linear in the issues given, whatever the statistics say (a bulk load outgrows them at once):
+-- every statement is planned for its values, and none joins one set to another, so no plan can
+-- turn into a scan of one set per row of the other.
 CREATE FUNCTION launch_issue_sync(ws text, ids uuid[]) RETURNS void
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     keys text[];
+    launches_of jsonb;  -- item key -> the launches it is in
 BEGIN
     DELETE FROM launch_issue_label AS l WHERE l.workspace = ws AND l.issue_id = ANY(ids);
     -- Tallies change in launch order, so that two transactions never wait on each other.
@@ -75,34 +79,46 @@ BEGIN
     FROM issue_fact AS c, unnest(c.item_keys) AS k (key)
     WHERE c.workspace = ws AND c.id = ANY(ids);
 
-    -- Each issue is read by its key alone, never joined back: a plan made while the table was
-    -- young would read every issue of the workspace for it.
-    WITH mine AS MATERIALIZED (
-        SELECT * FROM issue_fact AS c WHERE c.workspace = ws AND c.id = ANY(ids)
-    ), item_launch AS (
-        SELECT k.key, f.key AS launch
-        FROM launch_fact AS f, unnest(f.item_keys) AS k (key)
-        WHERE f.workspace = ws AND f.item_keys && keys AND k.key = ANY(keys)
-        UNION
-        SELECT i.key, i.launch_key FROM item_fact AS i
-        WHERE i.workspace = ws AND i.key = ANY(keys) AND i.launch_key IS NOT NULL
-    ), pairs AS MATERIALIZED (
-        SELECT c.id, k.launch FROM mine AS c, unnest(c.launch_keys) AS k (launch)
-        UNION
-        SELECT c.id, m.launch
-        FROM mine AS c, unnest(c.item_keys) AS k (key) JOIN item_launch AS m USING (key)
+    -- The launches of those item keys: looked up by key for a few, read whole for many.
+    SELECT coalesce(jsonb_object_agg(m.key, m.launches), '{}') INTO launches_of
+    FROM (
+        SELECT l.key, jsonb_agg(DISTINCT l.launch) AS launches
+        FROM (
+            SELECT k.key, f.key AS launch
+            FROM launch_fact AS f, unnest(f.item_keys) AS k (key)
+            WHERE f.workspace = ws AND (cardinality(keys) > 1000 OR f.item_keys && keys)
+            UNION ALL
+            SELECT i.key, i.launch_key FROM item_fact AS i
+            WHERE i.workspace = ws AND i.launch_key IS NOT NULL
+              AND (cardinality(keys) > 1000 OR i.key = ANY(keys))
+        ) AS l
+        GROUP BY l.key
+    ) AS m
+    WHERE cardinality(keys) > 0;
+
+    WITH pairs AS MATERIALIZED (
+        SELECT DISTINCT c.id, m.launch, c.state, c.kind, issue_severity(c.priority) AS severity,
+               c.closed_at, c.labels
+        FROM issue_fact AS c,
+             LATERAL (
+                 SELECT k.launch FROM unnest(c.launch_keys) AS k (launch)
+                 UNION ALL
+                 SELECT l.launch
+                 FROM unnest(c.item_keys) AS k (key),
+                      jsonb_array_elements_text(launches_of -> k.key) AS l (launch)
+             ) AS m
+        WHERE c.workspace = ws AND c.id = ANY(ids)
     ), labelled AS (
         INSERT INTO launch_issue_label (workspace, launch, label, issue_id)
         SELECT DISTINCT ws, p.launch,
                CASE WHEN label ~ '^[ -~]*$' THEN lower(btrim(label) COLLATE "C") ELSE '' END,
-               c.id
-        FROM pairs AS p JOIN mine AS c USING (id), unnest(c.labels) AS label
-        WHERE c.state = 'open'
+               p.id
+        FROM pairs AS p, unnest(p.labels) AS label
+        WHERE p.state = 'open'
     ), put AS (
         INSERT INTO launch_issue AS l (workspace, launch, issue_id, state, kind, severity,
                                        closed_at)
-        SELECT ws, p.launch, c.id, c.state, c.kind, issue_severity(c.priority), c.closed_at
-        FROM pairs AS p JOIN mine AS c USING (id)
+        SELECT ws, p.launch, p.id, p.state, p.kind, p.severity, p.closed_at FROM pairs AS p
         RETURNING l.launch, l.state, l.kind, l.severity
     )
     INSERT INTO launch_issue_tally AS t (workspace, launch, state, kind, severity, issues)
