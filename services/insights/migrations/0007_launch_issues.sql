@@ -3,9 +3,10 @@
 --
 -- launch_issue holds each (launch, issue) pair: an issue is linked to a launch it names, and to
 -- each launch one of its items is in (by the launch's item keys or the item's own launch key).
--- launch_issue_tally counts them by state, kind and severity. Statement triggers on the three fact
--- tables keep both exact, set-wise: a statement that writes a batch of issues, or a rebuild's
--- COPY of all of them, links them in one call.
+-- launch_issue_label holds the labels of the open pairs, launch_issue_tally counts the pairs by
+-- state, kind and severity. Statement triggers on the three fact tables keep all three exact,
+-- set-wise: a statement that writes a batch of issues, or a rebuild's COPY of all of them, links
+-- them in one call.
 
 -- A priority's rank, most severe first (insights.readiness.PRIORITIES).
 CREATE FUNCTION issue_severity(priority text) RETURNS smallint
