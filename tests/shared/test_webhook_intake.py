@@ -307,6 +307,7 @@ def test_kept_bodies_are_bounded_oldest_first_and_taken_once() -> None:
     cache.put(third, b"cccc")  # 12 bytes: the oldest goes
     cache.put(huge, b"x" * 11)  # larger than the whole cache: not kept
     assert cache.size == 8
+    assert cache.get(second) == b"bbbb"  # looked at, still kept
     assert cache.take(first) is None
     assert cache.take(huge) is None
     assert cache.take(second) == b"bbbb"

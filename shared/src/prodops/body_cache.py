@@ -2,8 +2,9 @@
 
 A delivery's body (about 11 kB for a GitHub issue event) went to PostgreSQL, and the normaliser
 read it straight back: sent twice over the socket, and decompressed by the database in between.
-The normaliser now takes the bodies of what this process stored from here, and reads from the
-database only the others (stored by another replica or before a restart, or dropped from here).
+The writer keeps each body here before its row can be seen, and the normaliser reads the bodies
+of what this process stored from here (forgetting them once its transaction has committed), and
+from the database only the others (stored by another replica or before a restart, or dropped).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class BodyCache:
         self._size += len(body)
         while self._size > self._limit:
             self._size -= len(self._bodies.pop(next(iter(self._bodies))))
+
+    def get(self, key: UUID) -> bytes | None:
+        """The body kept for `key`; None when there is none."""
+        return self._bodies.get(key)
 
     def take(self, key: UUID) -> bytes | None:
         """The body kept for `key`, forgotten here; None when there is none."""

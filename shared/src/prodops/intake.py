@@ -193,10 +193,13 @@ class Intake:
             self._pending = []
 
     async def _write(self, pool: Pool, batch: list[_Pending]) -> None:
+        for pending in batch:  # kept before the normaliser can see the row
+            self._bodies.put(pending.delivery.id, pending.delivery.body)
         try:
             inserted = await _insert(pool, [p.delivery for p in batch])
         except _ROW_ERRORS as exc:
             if len(batch) == 1:
+                self._bodies.take(batch[0].delivery.id)
                 _fail(batch[0], exc)
                 return
             for pending in batch:  # one bad row must not fail the others
@@ -204,11 +207,12 @@ class Intake:
             return
         except Exception as exc:  # noqa: BLE001 - the database away: every sender hears it
             for pending in batch:
+                self._bodies.take(pending.delivery.id)
                 _fail(pending, exc)
             return
         for pending in batch:
-            if pending.delivery.id in inserted:
-                self._bodies.put(pending.delivery.id, pending.delivery.body)
+            if pending.delivery.id not in inserted:  # a redelivery: stored before, or never
+                self._bodies.take(pending.delivery.id)
             if not pending.stored.done():
                 pending.stored.set_result(pending.delivery.id in inserted)
         if inserted:
@@ -253,6 +257,7 @@ class Intake:
                 [error for _, error in outcomes],
             )
         for delivery, (status, _) in zip(deliveries, outcomes, strict=True):
+            self._bodies.take(delivery.id)  # committed: the body is not needed again here
             waiter = self._settled.get(delivery.id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(status)
@@ -260,7 +265,7 @@ class Intake:
 
     async def _with_bodies(self, conn: Connection, rows: list[Any]) -> list[Delivery]:
         """The claimed rows as deliveries: bodies this process stored from memory, the rest read."""
-        kept = {row["id"]: self._bodies.take(row["id"]) for row in rows}
+        kept = {row["id"]: self._bodies.get(row["id"]) for row in rows}
         bodies = {key: body for key, body in kept.items() if body is not None}
         missing = [key for key in kept if key not in bodies]
         if missing:
