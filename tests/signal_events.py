@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from insights.readiness import LinkedIssue
 from prodops.events import (
     AccountUpserted,
     ChecklistEntry,
@@ -172,3 +173,22 @@ def random_issue_fields(
         "item_keys": rng.sample(list(items), rng.randint(0, 2)),
         "closed_at": days_ago(rng.choice(list(closed_days))) if state == "closed" else None,
     }
+
+
+def linked_issues(
+    b: Builder, issues: Mapping[int, Mapping[str, Any]], launch: str, items: set[str]
+) -> list[LinkedIssue]:
+    """Issues `acme/shop#<n>` (their fields by n) linked to `launch` or `items`, for readiness."""
+    return [
+        LinkedIssue(
+            b.id_of(f"issue:acme/shop#{n}"),
+            f"acme/shop#{n}",
+            f["state"],
+            f["kind"],
+            f["priority"],
+            tuple(f["labels"]),
+            f["closed_at"],
+        )
+        for n, f in issues.items()
+        if launch in f["launch_keys"] or items & set(f["item_keys"])
+    ]

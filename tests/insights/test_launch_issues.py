@@ -23,7 +23,7 @@ from insights.signals import Context
 from prodops.db import Connection, Pool, create_pool
 from prodops.events import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
 from prodops.settings import Settings
-from signal_events import Builder, random_issue_fields
+from signal_events import Builder, linked_issues, random_issue_fields
 
 LAUNCHES = ("L1", "L2", "L3", "L4")
 ITEMS = ("K-1", "K-2", "K-3", "K-4", "K-5")
@@ -78,19 +78,7 @@ class World:
     def linked(self, launch: str) -> list[LinkedIssue]:
         """The issues linked to `launch` now, as readiness sees them."""
         items = self.launches[launch] | {k for k, own in self.items.items() if own == launch}
-        return [
-            LinkedIssue(
-                self.b.id_of(f"issue:acme/shop#{n}"),
-                f"acme/shop#{n}",
-                f["state"],
-                f["kind"],
-                f["priority"],
-                tuple(f["labels"]),
-                f["closed_at"],
-            )
-            for n, f in self.issues.items()
-            if launch in f["launch_keys"] or items & set(f["item_keys"])
-        ]
+        return linked_issues(self.b, self.issues, launch, items)
 
 
 async def _apply(conn: Connection, events: list[Event], rng: random.Random) -> None:

@@ -12,12 +12,12 @@ from insights import launch_signals, readiness
 from insights.facts import Touch, apply_fact
 from insights.launch_signals import launch_facts, refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from insights.readiness import PRIORITIES, LinkedIssue, summarize
+from insights.readiness import PRIORITIES, summarize
 from insights.signals import Context
 from prodops.db import Pool, create_pool
 from prodops.events import Event, utcnow
 from prodops.settings import Settings
-from signal_events import Builder, days_ago, random_issue_fields
+from signal_events import Builder, days_ago, linked_issues, random_issue_fields
 
 
 @pytest.fixture
@@ -167,19 +167,7 @@ async def test_the_database_summarises_issues_as_readiness_does(
             await apply_fact(conn, event, Touch())
         found = await launch_facts(conn, ctx, sorted(launches))
     for key, items in launches.items():
-        linked = [
-            LinkedIssue(
-                b.id_of(f"issue:acme/shop#{n}"),
-                f"acme/shop#{n}",
-                f["state"],
-                f["kind"],
-                f["priority"],
-                tuple(f["labels"]),
-                f["closed_at"],
-            )
-            for n, (_, f) in enumerate(issues)
-            if key in f["launch_keys"] or items & set(f["item_keys"])
-        ]
+        linked = linked_issues(b, dict(enumerate(f for _, f in issues)), key, items)
         expected = summarize(linked, policy, ctx.now)
         got = found[key][1].summary
         assert got is not None
