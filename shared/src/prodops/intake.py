@@ -22,7 +22,7 @@ from uuid import UUID
 
 import asyncpg
 
-from prodops import outbox
+from prodops import body_codec, outbox
 from prodops.body_cache import BodyCache
 from prodops.db import Connection, Pool
 from prodops.events import Event
@@ -45,9 +45,10 @@ MAX_WAITING = 20 * WRITE_BATCH
 BODY_CACHE_BYTES = 32 * 2**20
 
 _INSERT = """
-INSERT INTO webhook_delivery (id, workspace, source_id, provider, delivery_key, event_type, body)
+INSERT INTO webhook_delivery
+    (id, workspace, source_id, provider, delivery_key, event_type, body_codec, body)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                     $7::bytea[])
+                     $7::text[], $8::bytea[])
 ON CONFLICT (source_id, delivery_key) DO NOTHING
 RETURNING id
 """
@@ -58,7 +59,7 @@ SELECT id, workspace, source_id, provider, event_type, received_at
 FROM webhook_delivery WHERE status = 'received'
 ORDER BY received_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
-_BODIES = "SELECT id, body FROM webhook_delivery WHERE id = ANY($1::uuid[])"
+_BODIES = "SELECT id, body_codec, body FROM webhook_delivery WHERE id = ANY($1::uuid[])"
 _SCOPE = "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)"
 _UNSCOPE = "SELECT set_config('prodops.workspace', '', true), set_config('role', 'none', true)"
 _SETTLE = """
@@ -269,7 +270,8 @@ class Intake:
         bodies = {key: body for key, body in kept.items() if body is not None}
         missing = [key for key in kept if key not in bodies]
         if missing:
-            bodies.update((r["id"], r["body"]) for r in await conn.fetch(_BODIES, missing))
+            stored = await conn.fetch(_BODIES, missing)
+            bodies.update((r["id"], body_codec.decode(r["body_codec"], r["body"])) for r in stored)
         return [Delivery(**dict(row.items()), body=bodies[row["id"]]) for row in rows]
 
     async def _apply(
@@ -334,6 +336,7 @@ class Intake:
 
 
 async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
+    stored = [body_codec.encode(d.body) for d in deliveries]
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             _INSERT,
@@ -343,7 +346,8 @@ async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
             [d.provider for d in deliveries],
             [d.delivery_key for d in deliveries],
             [d.event_type for d in deliveries],
-            [d.body for d in deliveries],
+            [codec for codec, _ in stored],
+            [body for _, body in stored],
         )
     return {row["id"] for row in rows}
 

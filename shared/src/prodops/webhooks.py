@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from prodops import body_codec
 from prodops.auth import Admin
 from prodops.db import Connection, Pool, request_transaction
 from prodops.events import new_id
@@ -323,7 +324,7 @@ def webhook_routers(endpoint: WebhookEndpoint) -> list[APIRouter]:
                 row["source_id"],
                 row["provider"],
                 row["event_type"],
-                row["body"],
+                body_codec.decode(row["body_codec"], row["body"]),
                 row["received_at"],
             )
             await _normalise(conn, endpoint.intake.normalize, delivery)
