@@ -12,9 +12,10 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
@@ -26,6 +27,7 @@ from prodops.telemetry import (
     recording_spans,
     setup_telemetry,
     span_from_traceparent,
+    started_span,
 )
 
 INCOMING_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -236,6 +238,37 @@ def test_unread_spans_are_not_recorded_yet_their_trace_reaches_logs_and_the_outb
     ):
         pass
     assert [s.name for s in exporter.get_finished_spans()] == ["consume"]
+
+
+def test_an_unread_span_is_the_one_the_sdk_would_have_dropped() -> None:
+    # Outside a recording, prodops makes unread spans itself: they must be what the SDK's own
+    # dropped spans are, a child of the same trace (or a new one), unsampled, never recording.
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    state = "vendor=value"
+    for traceparent in (INCOMING_TRACEPARENT, None):
+        carrier = {"traceparent": traceparent, "tracestate": state} if traceparent else {}
+        parent = TraceContextTextMapPropagator().extract(carrier)
+        with started_span("consume", context=parent, kind=SpanKind.CONSUMER) as ours:
+            assert trace.get_current_span() is ours
+        with provider.get_tracer("sdk").start_as_current_span("consume", parent) as sdk:
+            pass
+        mine, theirs = ours.get_span_context(), sdk.get_span_context()
+        assert not ours.is_recording()
+        assert not sdk.is_recording()
+        assert (mine.is_valid, mine.is_remote, mine.trace_flags, mine.trace_state) == (
+            theirs.is_valid,
+            theirs.is_remote,
+            theirs.trace_flags,
+            theirs.trace_state,
+        )
+        if traceparent:
+            assert mine.trace_id == theirs.trace_id == int(INCOMING_TRACE_ID, 16)
+            assert mine.trace_state.to_header() == state
+        else:
+            assert mine.trace_id != theirs.trace_id  # each starts a trace of its own
+        assert mine.span_id not in (theirs.span_id, int(INCOMING_SPAN_ID, 16))
+    assert trace.get_current_span() is INVALID_SPAN
 
 
 def test_setup_telemetry_twice_keeps_one_handler_and_the_installed_tracer(

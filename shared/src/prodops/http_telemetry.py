@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from fastapi import FastAPI, Response
 from fastapi.routing import iter_route_contexts
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -19,6 +18,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from prodops.telemetry import started_span
 
 __all__ = [
     "HTTP_REQUESTS",
@@ -40,7 +41,6 @@ HTTP_REQUEST_DURATION = Histogram(
     ["service", "method", "route"],
 )
 _TRACEPARENT = TraceContextTextMapPropagator()
-_TRACER = trace.get_tracer("prodops")
 # Any other method a client invents is counted as OTHER, so it cannot grow the label set.
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -195,7 +195,5 @@ def _server_span(method: str, target: str, traceparent: str | None) -> Iterator[
     """A request's server span, named by its method until its route is known."""
     parent = _TRACEPARENT.extract({"traceparent": traceparent}) if traceparent else None
     attributes = {"http.method": method, "http.target": target}
-    with _TRACER.start_as_current_span(
-        method, context=parent, kind=SpanKind.SERVER, attributes=attributes
-    ) as span:
+    with started_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes) as span:
         yield span

@@ -17,8 +17,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, Span, SpanKind, TraceState
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 from prometheus_client import Counter, Gauge
@@ -36,6 +45,7 @@ __all__ = [
     "recording_spans",
     "setup_telemetry",
     "span_from_traceparent",
+    "started_span",
 ]
 
 # prometheus_client collectors are process-global: each is created once, here.
@@ -104,9 +114,7 @@ class _WhileRead(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        recorder = _process.test_recorder
-        read = self.exporting or (recorder is not None and recorder.recording)
-        sampler = self.configured if read else sampling.ALWAYS_OFF
+        sampler = self.configured if self.read() else sampling.ALWAYS_OFF
         return sampler.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
@@ -114,8 +122,14 @@ class _WhileRead(Sampler):
     def get_description(self) -> str:
         return f"WhileRead{{{self.configured.get_description()}}}"
 
+    def read(self) -> bool:
+        """Whether spans go anywhere now."""
+        recorder = _process.test_recorder
+        return self.exporting or (recorder is not None and recorder.recording)
+
 
 _SAMPLER = _WhileRead()
+_IDS = RandomIdGenerator()
 
 
 def _provider(service: str) -> TracerProvider:
@@ -205,6 +219,52 @@ def traceparent_of(span: Span) -> str | None:
     return carrier.get("traceparent")
 
 
+def _all_dropped() -> bool:
+    """Whether prodops' own sampler decides, and drops every span (nothing reads them now)."""
+    provider = trace.get_tracer_provider()
+    return (
+        isinstance(provider, TracerProvider)
+        and provider.sampler is _SAMPLER
+        and not _SAMPLER.read()
+    )
+
+
+@contextmanager
+def started_span(
+    name: str,
+    *,
+    context: Context | None,
+    kind: SpanKind,
+    attributes: Mapping[str, str | int | float | bool] | None = None,
+) -> Iterator[Span]:
+    """A current span, child of `context` (the current one when None).
+
+    While prodops' own sampler drops every span (nothing reads them), the span is made here as
+    the SDK makes a dropped one, without the rest of its work (13 of the 24 µs a consumed event's
+    span took): not recording, not sampled, a new span id, the parent's trace id, state and
+    random-id flag (a new random trace id without a parent). So trace ids still reach the logs
+    and travel through the outbox.
+    """
+    if _all_dropped():
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            random = parent.trace_flags.random_trace_id
+            trace_id, state = parent.trace_id, parent.trace_state
+        else:
+            random, trace_id, state = True, _IDS.generate_trace_id(), None
+        flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if random else TraceFlags.DEFAULT)
+        ids = SpanContext(
+            trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=state
+        )
+        with trace.use_span(NonRecordingSpan(ids), end_on_exit=False) as span:
+            yield span
+        return
+    with _TRACER.start_as_current_span(
+        name, context=context, kind=kind, attributes=attributes
+    ) as recorded:
+        yield recorded
+
+
 @contextmanager
 def span_from_traceparent(
     name: str,
@@ -216,7 +276,5 @@ def span_from_traceparent(
     """A current span continuing `traceparent`'s trace; a new trace when it is None or invalid."""
     # An empty Context, not the current one: without a traceparent the span starts its own trace.
     parent = _TRACEPARENT.extract({"traceparent": traceparent}) if traceparent else Context()
-    with _TRACER.start_as_current_span(
-        name, context=parent, kind=kind, attributes=attributes
-    ) as span:
+    with started_span(name, context=parent, kind=kind, attributes=attributes) as span:
         yield span
