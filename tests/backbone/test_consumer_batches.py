@@ -1,4 +1,4 @@
-"""A consumer batch runs in one savepoint, set-wise where it can; a failure sends it one by one."""
+"""A consumer batch runs at once, set-wise where it can; a failure sends it one by one."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from uuid import UUID
 
+import asyncpg
+import pytest
 from nats.aio.msg import Msg
 
+from insights import engine, launch_signals, signals
 from prodops.consumer import EventConsumer, _Delivery
 from prodops.db import Connection
 from prodops.events import Event
@@ -99,8 +102,7 @@ async def _handled_batch(
         poisoned = None if poison is None else events[poison].id
         runs = _counting(consumer, poisoned, set_wise=set_wise)
         deliveries = _deliveries(events)
-        async with consumer.pool.acquire() as conn, conn.transaction():
-            await consumer._apply(conn, deliveries)
+        await consumer.apply_batch(deliveries)
         counts = await summary(client, auth(settings, workspace))
         claimed = await app.state.pool.fetchval(
             "SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
@@ -110,19 +112,36 @@ async def _handled_batch(
     return _Batch(events, deliveries, runs, counts["items"] + counts["tracker_issues"], claimed)
 
 
+@pytest.fixture
+def savepoints(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SAVEPOINT statement sent from here on."""
+    sent: list[str] = []
+    real = asyncpg.connection.Connection.execute
+
+    async def execute(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> str:
+        if query.startswith("SAVEPOINT"):
+            sent.append(query)
+        return await real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", execute)
+    return sent
+
+
 async def test_a_batch_without_failures_runs_each_handler_once(
-    settings: Settings, workspace: str
+    settings: Settings, workspace: str, savepoints: list[str]
 ) -> None:
     batch = await _handled_batch(settings, workspace, poison=None, set_wise=False)
     assert [d.outcome for d in batch.deliveries] == ["applied"] * 4
     assert batch.runs == _Runs(one_by_one=Counter(e.id for e in batch.events))
     assert batch.live == 4
+    assert savepoints == []  # two round trips each: only a batch that failed pays for them
 
 
 async def test_a_failing_handler_fails_alone_and_the_others_apply_once(
-    settings: Settings, workspace: str
+    settings: Settings, workspace: str, savepoints: list[str]
 ) -> None:
     batch = await _handled_batch(settings, workspace, poison=2, set_wise=False)
+    assert savepoints  # the careful pass's, one per event
     events, deliveries = batch.events, batch.deliveries
     assert [d.outcome for d in deliveries] == ["applied", "applied", "failed", "applied"]
     assert "projection store rejected the event" in (deliveries[2].error or "")
@@ -175,8 +194,7 @@ async def test_events_applied_set_wise_each_continue_their_own_trace(
     async with running(app):
         consumer = projections(app)
         with recording_spans() as exporter:
-            async with consumer.pool.acquire() as conn, conn.transaction():
-                await consumer._apply(conn, deliveries)
+            await consumer.apply_batch(deliveries)
         spans = exporter.get_finished_spans()
     assert [d.outcome for d in deliveries] == ["applied"] * 4
     consumed = {
@@ -188,3 +206,31 @@ async def test_events_applied_set_wise_each_continue_their_own_trace(
     # The launch's signal continues the trace of the batch's last event that moved it.
     refreshed = [s.context.trace_id for s in spans if s.name == "refresh signals"]
     assert refreshed == [traces[-1][0]]
+
+
+async def test_a_signal_failing_in_the_fast_pass_is_left_as_it_was_by_the_careful_one(
+    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    b = Builder(workspace)
+    real = launch_signals.refresh_launches
+
+    async def broken_for_l1(conn: Connection, ctx: signals.Context, keys: list[str]) -> None:
+        await real(conn, ctx, keys)  # its writes must be undone with it
+        if "L1" in keys:
+            raise RuntimeError("cannot compute L1")
+
+    app = create_app("insights", settings)
+    async with running(app):
+        consumer = projections(app)
+        monkeypatch.setattr(engine, "refresh_launches", broken_for_l1)
+        deliveries = _deliveries([b.launch("L1"), b.launch("L2")])
+        await consumer.apply_batch(deliveries)
+        pool = app.state.pool
+        launches = await pool.fetch("SELECT key FROM launch_fact WHERE workspace = $1", workspace)
+        held = await pool.fetch(
+            "SELECT launch_key FROM launch_signal WHERE workspace = $1", workspace
+        )
+    assert [d.outcome for d in deliveries] == ["applied", "applied"]
+    assert sorted(r["key"] for r in launches) == ["L1", "L2"]
+    assert [r["launch_key"] for r in held] == ["L2"]
+    assert f"signal launch {workspace}/L1 could not be refreshed" in caplog.text

@@ -103,7 +103,7 @@ async def test_failing_handler_is_retried_dead_lettered_listed_and_replayed(
         assert await _dead_letters(client, headers) == []  # the poison is still being retried
         dead = await eventually(lambda: _dead_letters(client, headers), lambda d: len(d) == 1)
         # Tried on every delivery; twice on one that came in a batch with the events behind it
-        # (the batch's savepoint, then the careful pass that finds which event failed).
+        # (the batch's fast pass, then the careful pass that finds which event failed).
         assert attempts[poison.id] >= settings.consumer_max_deliver
         letter = dead[0]
         assert letter["event_id"] == str(poison.id)

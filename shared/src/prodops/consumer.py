@@ -7,11 +7,12 @@ loses messages to an `asyncio.wait_for` race on Python 3.11 when its timeout is 
 its whole timeout to the latency when it is long; a push consumer has no client-side timeout.
 
 A batch is handled in one PostgreSQL transaction: each event id is claimed in the inbox and the
-handlers run in one savepoint (the types a bulk handler takes, set-wise, all at once); if one
-raises, each event runs again through its handler in a savepoint of its own, so that only the
-failing one's writes are undone. Acks go out only after the commit. A handler that raises is
-retried with back-off (nak with delay) and, at its last delivery, stored as a dead letter and
-acked, so it never blocks the events behind it. A process that dies leaves its messages
+handlers run (the types a bulk handler takes, set-wise, all at once), without savepoints; if
+anything raises, the transaction is undone and the batch runs again in a new one, each event
+through its handler in a savepoint of its own, so that only the failing one's writes are
+undone. Acks go out only after the commit. A handler that raises is retried with back-off (nak
+with delay) and, at its last delivery, stored as a dead letter and acked, so it never blocks the
+events behind it. A process that dies leaves its messages
 unacknowledged: the server delivers them again after `ack_wait`, and the inbox skips what was
 already applied.
 """
@@ -172,8 +173,7 @@ class EventConsumer:
         """Apply a batch; ack, nak or dead-letter each message after the transaction commits."""
         deliveries = [_decode(m) for m in msgs]
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self._apply(conn, deliveries)
+            await self.apply_batch(deliveries)
         except Exception:
             # The batch as a whole failed (the database went away): every message comes back.
             log.exception("consumer %s: batch of %d failed; redelivering", self.name, len(msgs))
@@ -183,7 +183,29 @@ class EventConsumer:
             await self._settle(deliveries)
         self.deliveries_seen += len(msgs)
 
-    async def _apply(self, conn: Connection, deliveries: list[_Delivery]) -> None:
+    async def apply_batch(self, deliveries: list[_Delivery]) -> None:
+        """Apply the batch in one transaction: fast, or, if anything raised, carefully.
+
+        The fast pass takes no savepoint (each costs two round trips, and a batch's
+        transaction is on the path of every event's latency): whatever raises undoes the whole
+        transaction. The careful pass then runs the batch again in a new one, each event and
+        each piece of the batch's closing work in a savepoint of its own, so that only what
+        failed is left out.
+        """
+        try:
+            await self._transaction(deliveries, careful=False)
+        except Exception:  # noqa: BLE001 - the careful pass tells what failed, or fails too
+            log.info("consumer %s: a batch failed; again, one event at a time", self.name)
+            await self._transaction(deliveries, careful=True)
+
+    async def _transaction(self, deliveries: list[_Delivery], *, careful: bool) -> None:
+        for d in deliveries:
+            if d.event is not None:  # what a pass that was undone had noted goes with it
+                d.outcome, d.error = "applied", None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._apply(conn, deliveries, careful=careful)
+
+    async def _apply(self, conn: Connection, deliveries: list[_Delivery], *, careful: bool) -> None:
         events = [d for d in deliveries if d.event is not None and d.event.type in self.handlers]
         for d in deliveries:
             if d.event is not None and d.event.type not in self.handlers:
@@ -199,9 +221,9 @@ class EventConsumer:
                 continue
             fresh.discard(d.event.id)  # a second copy in the same batch is a duplicate too
             todo.append(d)
-        failed = await self._run_handlers(conn, todo)
+        failed = await self._run_handlers(conn, todo, careful=careful)
         if self.hooks is not None:
-            await self.hooks.end(conn)
+            await self.hooks.end(conn, careful=careful)
         if failed:
             await inbox.release(conn, self.name, [d.event.id for d in failed if d.event])
         for d in deliveries:
@@ -210,18 +232,16 @@ class EventConsumer:
             if d.outcome == "failed" and last_try:
                 await self._dead_letter(conn, d)
 
-    async def _run_handlers(self, conn: Connection, todo: list[_Delivery]) -> list[_Delivery]:
-        """Run each delivery's handler in order; the failed ones, whose writes are undone."""
-        if len(todo) > 1:
-            # Fast: all in one savepoint. A failure sends the batch to the careful pass, a
-            # savepoint per event (two round trips each), to keep only the failing one's writes out.
-            try:
-                async with conn.transaction():
-                    await self._run_fast(conn, todo)
-            except Exception:  # noqa: BLE001 - the careful pass tells which one failed
-                log.info("consumer %s: a handler failed; one event at a time", self.name)
-            else:
-                return []
+    async def _run_handlers(
+        self, conn: Connection, todo: list[_Delivery], *, careful: bool
+    ) -> list[_Delivery]:
+        """Run each delivery's handler in order; the failed ones, whose writes are undone.
+
+        Not careful, none fails: the first failure raises.
+        """
+        if not careful:
+            await self._run_fast(conn, todo)
+            return []
         failed: list[_Delivery] = []
         for d in todo:
             assert d.event is not None
@@ -310,7 +330,7 @@ class EventConsumer:
                 await self.hooks.begin(conn, [event])
             await self._run_handler(conn, event, None)
             if self.hooks is not None:
-                await self.hooks.end(conn)
+                await self.hooks.end(conn, careful=True)
         return event.id in fresh
 
 

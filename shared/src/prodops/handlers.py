@@ -38,5 +38,10 @@ class BatchHooks(Protocol):
     async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
         """Before the handlers run (e.g. take the locks the batch needs, in a fixed order)."""
 
-    async def end(self, conn: Connection) -> None:
-        """After the handlers ran; raising fails the whole batch, which is redelivered."""
+    async def end(self, conn: Connection, *, careful: bool) -> None:
+        """After the handlers ran; raising fails the whole batch, which is redelivered.
+
+        `careful`: the batch runs again because its fast pass raised; work here that may fail
+        on its own takes a savepoint, so that the batch's events still apply. Else nothing
+        needs one: raising sends the batch to the careful pass.
+        """

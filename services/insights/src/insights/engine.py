@@ -88,17 +88,23 @@ class SignalEngine:
         for c in consumed:
             self.traces[c.event.workspace] = c.traceparent
 
-    async def end(self, conn: Connection) -> None:
-        """Refresh the contributions and signals the batch touched."""
+    async def end(self, conn: Connection, *, careful: bool = True) -> None:
+        """Refresh the contributions and signals the batch touched (each guarded if careful)."""
         touches, self.touches = self.touches, {}
         for ws, touch in sorted(touches.items()):
             trace = self.traces.get(ws)
             with span_from_traceparent("refresh signals", trace, kind=SpanKind.INTERNAL):
-                await refresh(conn, ws, touch, emit=self.emit, now=utcnow())
+                await refresh(conn, ws, touch, emit=self.emit, now=utcnow(), guarded=careful)
 
 
-async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: datetime) -> None:
-    """Contributions of touched groups and items, then the scopes and launches they move."""
+async def refresh(
+    conn: Connection, ws: str, touch: Touch, *, emit: bool, now: datetime, guarded: bool = True
+) -> None:
+    """Contributions of touched groups and items, then the scopes and launches they move.
+
+    Guarded, a signal that fails to refresh is left as it was and the others go on; else its
+    failure raises (the consumer's fast pass, which then runs its batch again, guarded).
+    """
     readiness, weight = await load_policies(conn, ws)
     ctx = signals.Context(ws=ws, now=now, readiness=readiness, feedback_weight=weight, emit=emit)
     item_keys: set[str] = set()
@@ -133,7 +139,10 @@ async def refresh(conn: Connection, ws: str, touch: Touch, *, emit: bool, now: d
     one_by_one = alignments + [
         (f"launch {ws}/{key}", partial(refresh_launches, conn, ctx, [key])) for key in keys
     ]
-    await _guarded(conn, everything, one_by_one)
+    if guarded:
+        await _guarded(conn, everything, one_by_one)
+    else:
+        await everything()
 
 
 Refresh = Callable[[], Coroutine[Any, Any, None]]

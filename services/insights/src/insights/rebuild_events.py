@@ -112,4 +112,4 @@ async def _apply(pool: Pool, events: list[Event], report: Rebuilt, *, savepoints
         report.failed += len(failed)
         if failed:
             await inbox.release(conn, CONSUMER, failed)
-        await engine.end(conn)
+        await engine.end(conn, careful=savepoints)
