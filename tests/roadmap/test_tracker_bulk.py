@@ -25,6 +25,7 @@ from prodops.db import Connection, Pool, create_pool, workspace_transaction
 from prodops.events import Event
 from prodops.settings import Settings
 from prodops.webhooks import Delivery
+from roadmap import tracker_sql as sql
 from roadmap.tracker import IssueRef, link_issue, normalize_delivery
 from roadmap.tracker_bulk import normalize_many
 
@@ -158,3 +159,30 @@ async def test_a_batch_at_once_equals_one_delivery_after_another(
     }
     assert by_issue[one] == by_issue[many]
     assert len(by_issue[one]) >= 4
+
+
+async def test_the_locked_lookup_is_planned_for_each_call_and_sees_one_workspace(
+    pool: Pool, settings: Settings, workspace: str
+) -> None:
+    # A plan cached while the table was young read every issue of the workspace once per key.
+    config = await pool.fetchval(
+        "SELECT proconfig FROM pg_proc WHERE proname = 'tracker_issues_locked'"
+        " AND pronamespace = current_schema()::regnamespace"
+    )
+    assert "plan_cache_mode=force_custom_plan" in config
+    other = f"o-{workspace}"[:60]
+    for ws in (workspace, other):
+        await _apply(pool, settings, _deliveries(ws, _sequence(0)[0][:1]), at_once=True)
+    stored = await pool.fetch(
+        "SELECT workspace, provider, external_id FROM tracker_issue"
+        " WHERE workspace = ANY($1::text[])",
+        [workspace, other],
+    )
+    keys = sorted({(r["provider"], r["external_id"]) for r in stored})
+    assert len(keys) == 1
+    providers, external_ids = [[k[i] for k in keys] for i in (0, 1)]
+    async with workspace_transaction(pool, workspace, role=settings.app_role) as conn:
+        mine = await conn.fetch(sql.LOCK_MANY, workspace, providers, external_ids)
+        theirs = await conn.fetch(sql.LOCK_MANY, other, providers, external_ids)
+    assert [r["workspace"] for r in mine] == [workspace]
+    assert theirs == []  # row-level security holds inside the function too

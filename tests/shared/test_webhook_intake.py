@@ -327,3 +327,22 @@ def test_kept_bodies_are_bounded_oldest_first_and_taken_once() -> None:
     assert cache.take(second) is None
     assert cache.take(third) == b"cccc"
     assert cache.size == 0
+
+
+async def test_one_normaliser_at_a_time_the_claim_waits_for_the_other(
+    client: httpx.AsyncClient, settings: Settings, pool: Pool, workspace: str
+) -> None:
+    source = await register(client, settings, workspace)
+    lock = "hashtext('webhook-normaliser:' || current_schema())"
+    async with pool.acquire() as other:  # another process's normaliser, mid-batch
+        await other.execute(f"SELECT pg_advisory_lock({lock})")
+        try:
+            body, headers = signed(source["secret"], {"id": "held", "type": "t"})
+            held = await client.post(
+                source["webhook_url"], content=body, headers=headers | {"Prefer": "wait=1"}
+            )
+            assert held.json()["status"] == "received"  # stored, but not normalised meanwhile
+        finally:
+            await other.execute(f"SELECT pg_advisory_unlock({lock})")
+    view = await settled(client, auth(settings, workspace, "admin"), held.json()["id"])
+    assert view["status"] == "processed"

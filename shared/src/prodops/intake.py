@@ -52,12 +52,18 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
 ON CONFLICT (source_id, delivery_key) DO NOTHING
 RETURNING id
 """
-# One normaliser at a time per service schema (feedback and roadmap share a database).
-_LOCK = "SELECT pg_advisory_xact_lock(hashtext('webhook-normaliser:' || current_schema()))"
+# One normaliser at a time per service schema (feedback and roadmap share a database), taken in
+# the claim's own round trip: every row it returns is joined to the lock, so the lock is held
+# before the first row is. Rows another normaliser settled while this one waited for the lock
+# are still `received` in the statement's snapshot; locking them reads their new version, which
+# no longer matches, and they are skipped.
 _CLAIM = """
-SELECT id, workspace, source_id, provider, event_type, received_at
-FROM webhook_delivery WHERE status = 'received'
-ORDER BY received_at, id LIMIT $1 FOR UPDATE SKIP LOCKED
+WITH normaliser AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtext('webhook-normaliser:' || current_schema()))
+)
+SELECT d.id, d.workspace, d.source_id, d.provider, d.event_type, d.received_at
+FROM webhook_delivery AS d, normaliser WHERE d.status = 'received'
+ORDER BY d.received_at, d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED
 """
 _BODIES = "SELECT id, body_codec, body FROM webhook_delivery WHERE id = ANY($1::uuid[])"
 _SCOPE = "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)"
@@ -241,7 +247,6 @@ class Intake:
 
     async def _normalise_batch(self, pool: Pool, settings: Settings, *, careful: bool) -> int:
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(_LOCK)
             rows = await conn.fetch(_CLAIM, NORMALISE_BATCH)
             if not rows:
                 return 0

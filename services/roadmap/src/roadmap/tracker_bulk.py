@@ -94,11 +94,9 @@ class _Round:
         keys = sorted(self.issues)
         providers = [provider for provider, _ in keys]
         external_ids = [external_id for _, external_id in keys]
-        # Prepared afresh, so planned for these keys and the table as it is now. A cached plan
-        # made while the table was young and nearly empty read every issue of the workspace
-        # once per key: with many issues, most of the normaliser's time.
-        lookup = await conn.prepare(sql.LOCK_MANY)
-        rows = await lookup.fetch(workspace, providers, external_ids)
+        # Planned for these keys and the table as it is now (a plan cached while the table was
+        # young read every issue of the workspace once per key), in one round trip.
+        rows = await conn.fetch(sql.LOCK_MANY, workspace, providers, external_ids)
         stored = {(r["provider"], r["external_id"]): r for r in rows}
         links: dict[UUID, Links] = {r["id"]: {} for r in rows}
         if rows:

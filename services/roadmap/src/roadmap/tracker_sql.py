@@ -86,15 +86,8 @@ RETURNING *
 
 # One unique-index lookup per key, in the keys' order (the caller sorts them, so batches lock in
 # one order); the LIMIT keeps each lookup from being turned into a join.
-LOCK_MANY = """
-SELECT t.* FROM unnest($2::text[], $3::text[]) AS k (provider, external_id)
-CROSS JOIN LATERAL (
-    SELECT * FROM tracker_issue
-    WHERE workspace = $1 AND provider = k.provider AND external_id = k.external_id
-    LIMIT 1
-    FOR UPDATE
-) AS t
-"""
+# Locked in the order given, each planned for its values (migration 0004).
+LOCK_MANY = "SELECT * FROM tracker_issues_locked($1, $2::text[], $3::text[])"
 
 SELECT_MANY = "SELECT * FROM tracker_issue WHERE id = ANY($1::uuid[])"
 
