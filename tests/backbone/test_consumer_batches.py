@@ -209,7 +209,7 @@ async def test_events_applied_set_wise_each_continue_their_own_trace(
 
 
 async def test_a_signal_failing_in_the_fast_pass_is_left_as_it_was_by_the_careful_one(
-    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     b = Builder(workspace)
     real = launch_signals.refresh_launches
@@ -232,5 +232,4 @@ async def test_a_signal_failing_in_the_fast_pass_is_left_as_it_was_by_the_carefu
         )
     assert [d.outcome for d in deliveries] == ["applied", "applied"]
     assert sorted(r["key"] for r in launches) == ["L1", "L2"]
-    assert [r["launch_key"] for r in held] == ["L2"]
-    assert f"signal launch {workspace}/L1 could not be refreshed" in caplog.text
+    assert [r["launch_key"] for r in held] == ["L2"]  # L1's failure undid only L1's signal

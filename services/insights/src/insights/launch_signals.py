@@ -1,10 +1,10 @@
-"""Launch readiness of many launches at once: their facts in six reads, their signals in one write.
+"""Launch readiness of many launches at once: their facts in four reads, their signals in one write.
 
 A batch of tracker events can move every launch of a workspace; read one launch at a time, that
 was six round trips per launch. Here it is the same number for any number of launches: the
-launches, their items, the tallies of the issues linked to each, each one's recent closings and
-most severe open issues, the open issues that may block it, and the support volume of each;
-then the signals held before, and one pipelined write of the new ones. The issues linked to each
+launches with their items and the signals held before, the tallies of the issues linked to each
+with its recent closings and most severe open issues, the open issues that may block it, and
+the support volume of each; then one pipelined write of the new signals. The issues linked to each
 launch are kept by the database as the facts change (`launch_issue`, migration 0007), so that a
 launch with thousands of issues costs what one with a few does: its counts are read, not counted
 again, the ids of its most severe open issues come from an index, and only its candidate
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from insights import domain
 from insights import signals_sql as sql
@@ -33,21 +33,27 @@ from insights.signals import Context, emit, history
 from prodops.db import Connection
 from prodops.events import Change, LaunchReadinessChanged
 
+Found = dict[str, tuple[str, domain.LaunchFacts]]  # key -> name, readiness facts
 
-async def launch_facts(
-    conn: Connection, ctx: Context, keys: Sequence[str]
-) -> dict[str, tuple[str, domain.LaunchFacts]]:
+
+async def launch_facts(conn: Connection, ctx: Context, keys: Sequence[str]) -> Found:
     """Name and readiness facts of each of `keys` that still exists."""
+    found, _ = await _launches(conn, ctx, keys)
+    return found
+
+
+async def _launches(
+    conn: Connection, ctx: Context, keys: Sequence[str]
+) -> tuple[Found, dict[str, domain.Readiness]]:
+    """The facts of each of `keys` that still exists, and the readiness held for each so far."""
     launches = await conn.fetch(sql.LAUNCHES, ctx.ws, list(keys))
     if not launches:
-        return {}
+        return {}, {}
     found = [r["key"] for r in launches]
-    items: dict[str, set[str]] = {r["key"]: set(r["item_keys"]) for r in launches}
-    for r in await conn.fetch(sql.LAUNCHES_ITEMS, ctx.ws, found):
-        items[r["launch_key"]].add(r["key"])
+    items = {r["key"]: {*r["item_keys"], *r["items_naming_it"]} for r in launches}
     summaries = await _issue_summaries(conn, ctx, found)
     support = await _support(conn, ctx, items)
-    return {
+    facts = {
         r["key"]: (
             r["name"],
             domain.LaunchFacts(
@@ -62,6 +68,14 @@ async def launch_facts(
         )
         for r in launches
     }
+    held = {
+        r["key"]: domain.Readiness(
+            r["held_status"], r["held_score"], r["held_components"], (), r["held_details"]
+        )
+        for r in launches
+        if r["held_status"] is not None
+    }
+    return facts, held
 
 
 async def _issue_summaries(
@@ -69,14 +83,14 @@ async def _issue_summaries(
 ) -> dict[str, IssueSummary]:
     """Each launch's linked issues (to it, or to one of its items): counts, and those it names."""
     p, launches = ctx.readiness, list(keys)
-    tallies = await conn.fetch(sql.LAUNCH_ISSUE_TALLIES, ctx.ws, launches)
-    if not tallies:
-        return {}
     since = ctx.now - timedelta(days=p.throughput_window_days)
     ranked = {
         r["launch"]: r
         for r in await conn.fetch(sql.LAUNCH_ISSUES_RANKED, ctx.ws, launches, since, MAX_EVIDENCE)
+        if r["tallies"]  # a launch without issues has no summary to make
     }
+    if not ranked:
+        return {}
     severities = sorted(
         PRIORITIES.index(priority) + 1
         for priority in {*p.blocker_priorities, *p.serious_bug_priorities}
@@ -95,30 +109,31 @@ async def _issue_summaries(
                 r["closed_at"],
             )
         )
-    counts: dict[str, list[Any]] = defaultdict(list)
-    for r in tallies:
-        counts[r["launch"]].append(r)
-    return {
-        launch: _summary(rows, ranked[launch], candidates[launch], p)
-        for launch, rows in counts.items()
-    }
+    return {launch: _summary(row, candidates[launch], p) for launch, row in ranked.items()}
+
+
+class _Tally(NamedTuple):
+    """How many of a launch's issues are in one state, of one kind and severity."""
+
+    state: str
+    kind: str
+    severity: int
+    issues: int
 
 
 def _summary(
-    tallies: Sequence[Any],
-    ranked: Any,
-    candidates: list[domain.LinkedIssue],
-    policy: ReadinessPolicy,
+    ranked: Any, candidates: list[domain.LinkedIssue], policy: ReadinessPolicy
 ) -> IssueSummary:
-    """One launch's summary from its tallies, its ranked issues and its candidate blockers."""
+    """One launch's summary from its tallies and ranked issues, and its candidate blockers."""
+    tallies = [_Tally(*t) for t in ranked["tallies"]]
     ordered = sorted(candidates, key=severity_order)
-    open_bugs = (r for r in tallies if r["state"] == "open" and r["kind"] == "bug")
+    open_bugs = (t for t in tallies if t.state == "open" and t.kind == "bug")
     return IssueSummary(
-        total=sum(r["issues"] for r in tallies),
-        open=sum(r["issues"] for r in tallies if r["state"] == "open"),
+        total=sum(t.issues for t in tallies),
+        open=sum(t.issues for t in tallies if t.state == "open"),
         closed_recently=ranked["closed_recently"],
         open_bug_load=sum(
-            policy.bug_load.of(PRIORITIES[r["severity"] - 1]) * r["issues"] for r in open_bugs
+            policy.bug_load.of(PRIORITIES[t.severity - 1]) * t.issues for t in open_bugs
         ),
         most_severe_open=tuple(ranked["most_severe"]),
         blockers=tuple(i for i in ordered if domain.is_blocker(i, policy)),
@@ -178,13 +193,12 @@ def _checklist(entries: Sequence[Mapping[str, Any]]) -> list[domain.ChecklistEnt
 async def refresh_launches(conn: Connection, ctx: Context, keys: Sequence[str]) -> None:
     """Recompute the launches' readiness; store it, and emit where a status or band moved."""
     keys = sorted(set(keys))
-    found = await launch_facts(conn, ctx, keys)
+    found, held = await _launches(conn, ctx, keys)
     gone = [key for key in keys if key not in found]
     if gone:
         await conn.execute(sql.DROP_LAUNCH_SIGNALS, ctx.ws, gone)
     if not found:
         return
-    held = {r["launch_key"]: r for r in await conn.fetch(sql.LAUNCH_SIGNALS, ctx.ws, list(found))}
     new = {key: domain.launch_readiness(f, ctx.readiness, ctx.now) for key, (_, f) in found.items()}
     await conn.executemany(  # pipelined: one round trip
         sql.PUT_LAUNCH_SIGNAL,
@@ -204,13 +218,7 @@ async def refresh_launches(conn: Connection, ctx: Context, keys: Sequence[str]) 
         ],
     )
     for key, r in sorted(new.items()):
-        await _moved(conn, ctx, key, _readiness(held.get(key)), r)
-
-
-def _readiness(row: Any) -> domain.Readiness | None:
-    if row is None:
-        return None
-    return domain.Readiness(row["status"], row["score"], row["components"], (), row["details"])
+        await _moved(conn, ctx, key, held.get(key), r)
 
 
 async def _moved(

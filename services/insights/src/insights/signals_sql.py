@@ -23,26 +23,30 @@ WHERE workspace = $1 AND metric = 'tag_unaddressed' AND sub = '' AND contributor
 ORDER BY value DESC, target LIMIT 5
 """
 
+# The launches ($2) that exist: each with the keys of the items that name it, and the signal
+# held for it (NULL columns when none yet), in one round trip.
 LAUNCHES = """
-SELECT key, name, status, target_date, item_keys, checklist FROM launch_fact
-WHERE workspace = $1 AND key = ANY($2::text[])
-ORDER BY key
-"""
-LAUNCHES_ITEMS = """
-SELECT launch_key, key FROM item_fact WHERE workspace = $1 AND launch_key = ANY($2::text[])
+SELECT f.key, f.name, f.status, f.target_date, f.item_keys, f.checklist,
+       ARRAY(SELECT i.key FROM item_fact AS i
+             WHERE i.workspace = $1 AND i.launch_key = f.key) AS items_naming_it,
+       s.status AS held_status, s.score AS held_score, s.components AS held_components,
+       s.details AS held_details
+FROM launch_fact AS f
+LEFT JOIN launch_signal AS s ON s.workspace = f.workspace AND s.launch_key = f.key
+WHERE f.workspace = $1 AND f.key = ANY($2::text[])
+ORDER BY f.key
 """
 # Each launch's ($2) linked issues, from launch_issue (migration 0007) and its tallies: so that a
 # launch's cost does not grow with its issues, only the counts and the issues readiness may name
-# are read, never every issue. Tallies by state, kind and severity.
-LAUNCH_ISSUE_TALLIES = """
-SELECT launch, state, kind, severity, issues FROM launch_issue_tally
-WHERE workspace = $1 AND launch = ANY($2::text[]) AND issues > 0
-"""
-# Per launch: its issues closed since $3, and the ids of its $4 most severe open ones (severity,
+# are read, never every issue. Per launch: its tallies by state, kind and severity (as JSON
+# arrays), its issues closed since $3, and the ids of its $4 most severe open ones (severity,
 # then id). Each is its own index range per launch (a correlated subquery cannot be turned into
 # a scan of every issue, as a plan made while the tables were young could otherwise be).
 LAUNCH_ISSUES_RANKED = """
 SELECT l.launch,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(t.state, t.kind, t.severity, t.issues)), '[]')
+        FROM launch_issue_tally AS t
+        WHERE t.workspace = $1 AND t.launch = l.launch AND t.issues > 0) AS tallies,
        (SELECT count(*) FROM launch_issue AS o
         WHERE o.workspace = $1 AND o.launch = l.launch AND o.state = 'closed'
           AND o.closed_at >= $3) AS closed_recently,
@@ -106,9 +110,6 @@ WHERE workspace = $1 AND key = ANY($2::text[]) AND launch_key IS NOT NULL
 """
 ALL_LAUNCHES = "SELECT key FROM launch_fact WHERE workspace = $1"
 
-LAUNCH_SIGNALS = """
-SELECT * FROM launch_signal WHERE workspace = $1 AND launch_key = ANY($2::text[])
-"""
 PUT_LAUNCH_SIGNAL = """
 INSERT INTO launch_signal (workspace, launch_key, name, status, score, components, reasons,
                            details, computed_at, changed_at)
