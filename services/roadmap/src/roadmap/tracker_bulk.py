@@ -3,7 +3,7 @@
 The webhook normaliser hands each workspace's share of a batch here. Snapshots are applied in
 rounds of distinct issues, in order (an issue's next snapshot waits for the next round), each
 round with a fixed number of statements whatever its size: lock the issues, read their links,
-write the inserts, updates and link changes pipelined, read the rows back for the events. Jira
+write the inserts and updates (which return the rows the events carry) and the link changes. Jira
 snapshots (parents and children link each other) and deletions take the one-at-a-time path in
 their place in the order. The result, rows, links and events, is the one-at-a-time result.
 """
@@ -31,8 +31,10 @@ from roadmap.tracker import (
 )
 from roadmap.tracker_links import Links, plan
 
-# The columns of a new issue's row (`_Round.inserts`), as INSERT_NEW_ISSUES reads them.
+# The columns of a new issue's row (`_Round.inserts`), as INSERT_NEW_ISSUES reads them, and of
+# a changed one's (`_Round.updates`), as UPDATE_ISSUES does.
 _INSERTED = ("id", "workspace", "provider", "external_id", *sql.MUTABLE_FIELDS)
+_UPDATED = ("id", *sql.MUTABLE_FIELDS)
 
 # Issues of these trackers link only to items and launches, never to each other.
 _SET_WISE = frozenset({"github", "gitlab", "linear"})
@@ -107,8 +109,7 @@ class _Round:
             self._plan(workspace, snapshot, row, links[row["id"]] if row is not None else {})
         if not self.changed:  # redeliveries that change nothing
             return
-        await self._write(conn)
-        written = {r["id"]: r for r in await conn.fetch(sql.SELECT_MANY, list(self.changed))}
+        written = {r["id"]: r for r in await self._write(conn)}
         for issue_id, after in self.changed.items():  # in the order of the snapshots
             await announce_row(conn, workspace, written[issue_id], after)
 
@@ -135,18 +136,19 @@ class _Round:
             self.new_links.append((workspace, issue_id, items, launches))
         self.changed[issue_id] = change.after
 
-    async def _write(self, conn: Connection) -> None:
-        """The round's writes: new issues and new links each in one statement, the rest
-        pipelined over their rows."""
-        if self.inserts:
-            issues = [dict(zip(_INSERTED, (str(i), *row), strict=True)) for i, *row in self.inserts]
-            await conn.execute(sql.INSERT_NEW_ISSUES, issues)
-        for statement, rows in (
-            (sql.UPDATE_ISSUE, self.updates),
-            (sql.DELETE_STALE_CONVENTION_LINKS, self.stale_links),
+    async def _write(self, conn: Connection) -> list[Any]:
+        """The round's writes: new issues, changed issues and new links each in one statement,
+        stale links pipelined over their rows; the issues' rows as written."""
+        written: list[Any] = []
+        for statement, columns, rows in (
+            (sql.INSERT_NEW_ISSUES, _INSERTED, self.inserts),
+            (sql.UPDATE_ISSUES, _UPDATED, self.updates),
         ):
             if rows:
-                await conn.executemany(statement, rows)
+                issues = [dict(zip(columns, (str(i), *row), strict=True)) for i, *row in rows]
+                written += await conn.fetch(statement, issues)
+        if self.stale_links:
+            await conn.executemany(sql.DELETE_STALE_CONVENTION_LINKS, self.stale_links)
         links = [
             (workspace, issue_id, target, key)
             for workspace, issue_id, items, launches in self.new_links
@@ -154,5 +156,6 @@ class _Round:
             for key in keys
         ]
         if links:
-            columns = [list(column) for column in zip(*links, strict=True)]
-            await conn.execute(sql.INSERT_CONVENTION_LINKS_MANY, *columns)
+            by_column = [list(column) for column in zip(*links, strict=True)]
+            await conn.execute(sql.INSERT_CONVENTION_LINKS_MANY, *by_column)
+        return written

@@ -78,6 +78,21 @@ SELECT id, workspace, provider, external_id, 1,
        milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
        closed_at, deleted, cycle
 FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb)
+RETURNING *
+"""
+# UPDATE_ISSUE for many issues at once, their rows (id and MUTABLE_FIELDS) as JSON.
+UPDATE_ISSUES = """
+UPDATE tracker_issue AS t SET
+    key = r.key, url = r.url, title = r.title, state = r.state, state_reason = r.state_reason,
+    kind = r.kind, priority = r.priority, blocker = r.blocker, labels = r.labels,
+    estimate = r.estimate, assignees = r.assignees, milestone = r.milestone,
+    fix_versions = r.fix_versions, project = r.project, parent_key = r.parent_key,
+    is_pull_request = r.is_pull_request, merged = r.merged, created_at = r.created_at,
+    closed_at = r.closed_at, deleted = r.deleted, cycle = r.cycle,
+    version = t.version + 1, updated_at = now()
+FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb) AS r
+WHERE t.id = r.id
+RETURNING t.*
 """
 
 INSERT_ISSUE = f"""{INSERT_NEW_ISSUE}ON CONFLICT (workspace, provider, external_id) DO NOTHING
@@ -85,11 +100,8 @@ RETURNING *
 """
 
 # One unique-index lookup per key, in the keys' order (the caller sorts them, so batches lock in
-# one order); the LIMIT keeps each lookup from being turned into a join.
-# Locked in the order given, each planned for its values (migration 0004).
+# one order), each planned for its values (migration 0004).
 LOCK_MANY = "SELECT * FROM tracker_issues_locked($1, $2::text[], $3::text[])"
-
-SELECT_MANY = "SELECT * FROM tracker_issue WHERE id = ANY($1::uuid[])"
 
 LINKS_OF_MANY = """
 SELECT tracker_issue_id, target, target_key, by FROM tracker_link
