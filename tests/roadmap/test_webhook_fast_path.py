@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from prodops.intake import Intake, NewDelivery
+from prodops.intake import Intake
+from prodops.intake_writer import NewDelivery
 from prodops.settings import Settings
 from prodops.telemetry import recording_spans
 from prodops.webhook_fast_path import ROUTE, WebhookFastPath

@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from prodops import intake as intake_module
+from prodops import intake_writer
 from prodops.body_cache import BodyCache
 from prodops.db import Pool, create_pool
-from prodops.intake import Intake, NewDelivery
+from prodops.intake import Intake
+from prodops.intake_writer import NewDelivery
 from prodops.problems import ProblemError
 from prodops.settings import Settings
 from prodops.webhooks import wait_preference
@@ -242,7 +244,7 @@ def test_prefer_wait_is_read_leniently_and_capped(prefer: str | None, seconds: f
 async def test_a_stalled_writer_refuses_new_deliveries_past_the_limit(
     settings: Settings, pool: Pool, workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake_module, "MAX_WAITING", 3)
+    monkeypatch.setattr(intake_writer, "MAX_WAITING", 3)
     intake = Intake(Mapper())
     for _, loop in intake.loops(pool, settings):
         loop.close()  # a writer that never writes: the database stalled

@@ -1,12 +1,11 @@
 """Verified deliveries stored by group commit, then normalised in order in the background.
 
 A webhook request only waits for its delivery to be durable (design.md §4: "normalisation may
-run in the same transaction or after"). Concurrent requests are stored together: one writer
-inserts everything that arrived while the previous insert was in flight, in one statement, and
-answers each request once that statement has committed. The normaliser then maps stored
-deliveries in arrival order, a batch per transaction, under a lock that makes one process at a
-time do it, so two replicas never apply one issue's updates out of order. A delivery left
-`received` by a stopped process is found by the next poll of any replica.
+run in the same transaction or after"): `intake_writer` stores concurrent deliveries together.
+The normaliser then maps stored deliveries in arrival order, a batch per transaction, under a
+lock that makes one process at a time do it, so two replicas never apply one issue's updates out
+of order. A delivery left `received` by a stopped process is found by the next poll of any
+replica.
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-import asyncpg
-
 from prodops import body_codec, outbox
 from prodops.body_cache import BodyCache
 from prodops.db import Connection, Pool
 from prodops.events import Event
-from prodops.problems import ProblemError
+from prodops.intake_writer import GroupCommit, NewDelivery
 from prodops.settings import Settings
 from prodops.wakeup import woken_or_timed_out
 
@@ -35,23 +32,11 @@ log = logging.getLogger(__name__)
 Outcome = Literal["processed", "ignored", "failed"]
 Status = Literal["received", "processed", "ignored", "failed"]
 
-# Most rows in one insert, and most deliveries normalised in one transaction.
-WRITE_BATCH = 500
+# Most deliveries normalised in one transaction.
 NORMALISE_BATCH = 200
-# Most deliveries waiting to be stored: past it (the database stalled), a vendor is told to
-# retry rather than held until it gives up, and the process's memory stays bounded.
-MAX_WAITING = 20 * WRITE_BATCH
 # Most bytes of stored bodies kept for the normaliser (`BodyCache`).
 BODY_CACHE_BYTES = 32 * 2**20
 
-_INSERT = """
-INSERT INTO webhook_delivery
-    (id, workspace, source_id, provider, delivery_key, event_type, body_codec, body)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bytea[])
-ON CONFLICT (source_id, delivery_key) DO NOTHING
-RETURNING id
-"""
 # One normaliser at a time per service schema (feedback and roadmap share a database), taken in
 # the claim's own round trip: every row it returns is joined to the lock, so the lock is held
 # before the first row is. Rows another normaliser settled while this one waited for the lock
@@ -73,8 +58,6 @@ UPDATE webhook_delivery d SET status = s.status, error = s.error, processed_at =
 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS s (id, status, error) WHERE d.id = s.id
 """
 NamedLoop = tuple[str, Coroutine[Any, Any, None]]
-# What one row can cause (a constraint, a value): the others of its batch are stored one by one.
-_ROW_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
 _STATUS = "SELECT status FROM webhook_delivery WHERE id = $1"
 
 
@@ -99,66 +82,30 @@ Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
 ManyNormalizer = Callable[[Connection, Sequence[Delivery]], Awaitable[list[bool]]]
 
 
-@dataclass(frozen=True)
-class NewDelivery:
-    """A verified delivery to store."""
-
-    id: UUID
-    workspace: str
-    source_id: UUID
-    provider: str
-    delivery_key: str
-    event_type: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class _Pending:
-    delivery: NewDelivery
-    stored: asyncio.Future[bool]
-
-
 class Intake:
     """The group-committing writer and the normaliser of one service's webhook deliveries."""
 
     def __init__(self, normalize: Normalizer, normalize_many: ManyNormalizer | None = None) -> None:
         self.normalize = normalize
         self.normalize_many = normalize_many
-        self._pool: Pool | None = None
-        self._stopped = False
-        self._pending: list[_Pending] = []
-        self._arrived = asyncio.Event()
         self._stored = asyncio.Event()
         self._settled: dict[UUID, asyncio.Future[Status]] = {}
         self._bodies = BodyCache(BODY_CACHE_BYTES)
+        self._writer = GroupCommit(self._bodies, self._stored)
 
     def loops(
         self, pool: Pool, settings: Settings
     ) -> Sequence[tuple[str, Coroutine[Any, Any, None]]]:
         """The writer and the normaliser, to run for the service's lifetime."""
-        self._pool = pool
+        self._writer.running = True
         return [
-            ("webhook-writer", self._write_forever(pool)),
+            ("webhook-writer", self._writer.write_forever(pool)),
             ("webhook-normaliser", self._normalise_forever(pool, settings)),
         ]
 
     async def store(self, delivery: NewDelivery) -> bool:
         """Store a delivery durably; False when its (source, key) was stored before."""
-        if self._pool is None:
-            raise RuntimeError("the webhook intake is not running")
-        if self._stopped:
-            raise ProblemError(503, "Service Unavailable", "the service is stopping")
-        if len(self._pending) >= MAX_WAITING:
-            raise ProblemError(
-                503,
-                "Service Unavailable",
-                "too many deliveries are waiting to be stored; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(delivery, stored))
-        self._arrived.set()
-        return await stored
+        return await self._writer.store(delivery)
 
     async def settled(self, pool: Pool, delivery_id: UUID, *, within: float) -> Status:
         """The delivery's status once normalised, or `received` if that takes over `within` s."""
@@ -178,52 +125,6 @@ class Intake:
                     return status or "received"
         finally:
             self._settled.pop(delivery_id, None)
-
-    async def _write_forever(self, pool: Pool) -> None:
-        batch: list[_Pending] = []
-        try:
-            while True:
-                await self._arrived.wait()
-                self._arrived.clear()
-                batch, self._pending = self._pending[:WRITE_BATCH], self._pending[WRITE_BATCH:]
-                if self._pending:
-                    self._arrived.set()
-                await self._write(pool, batch)
-        finally:
-            # Stopping: a batch cut short may or may not have committed; its sender retries
-            # and, if it had, is answered `duplicate`.
-            self._stopped = True
-            stopping = ProblemError(503, "Service Unavailable", "the service is stopping")
-            for pending in [*batch, *self._pending]:
-                if not pending.stored.done():
-                    pending.stored.set_exception(stopping)
-            self._pending = []
-
-    async def _write(self, pool: Pool, batch: list[_Pending]) -> None:
-        for pending in batch:  # kept before the normaliser can see the row
-            self._bodies.put(pending.delivery.id, pending.delivery.body)
-        try:
-            inserted = await _insert(pool, [p.delivery for p in batch])
-        except _ROW_ERRORS as exc:
-            if len(batch) == 1:
-                self._bodies.take(batch[0].delivery.id)
-                _fail(batch[0], exc)
-                return
-            for pending in batch:  # one bad row must not fail the others
-                await self._write(pool, [pending])
-            return
-        except Exception as exc:  # noqa: BLE001 - the database away: every sender hears it
-            for pending in batch:
-                self._bodies.take(pending.delivery.id)
-                _fail(pending, exc)
-            return
-        for pending in batch:
-            if pending.delivery.id not in inserted:  # a redelivery: stored before, or never
-                self._bodies.take(pending.delivery.id)
-            if not pending.stored.done():
-                pending.stored.set_result(pending.delivery.id in inserted)
-        if inserted:
-            self._stored.set()
 
     async def _normalise_forever(self, pool: Pool, settings: Settings) -> None:
         while True:
@@ -338,28 +239,3 @@ class Intake:
             for index, named in zip(indexes, handled, strict=True):
                 outcomes[index] = ("processed" if named else "ignored", None)
         return outcomes
-
-
-async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
-    stored = [body_codec.encode(d.body) for d in deliveries]
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            _INSERT,
-            [d.id for d in deliveries],
-            [d.workspace for d in deliveries],
-            [d.source_id for d in deliveries],
-            [d.provider for d in deliveries],
-            [d.delivery_key for d in deliveries],
-            [d.event_type for d in deliveries],
-            [codec for codec, _ in stored],
-            [body for _, body in stored],
-        )
-    return {row["id"] for row in rows}
-
-
-def _fail(pending: _Pending, exc: Exception) -> None:
-    if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        # The source was deleted after this process last read it.
-        exc = ProblemError(404, "Not Found", "no such webhook source")
-    if not pending.stored.done():
-        pending.stored.set_exception(exc)

@@ -29,7 +29,8 @@ from prodops import body_codec
 from prodops.auth import Admin
 from prodops.db import Connection, Pool, request_transaction
 from prodops.events import new_id
-from prodops.intake import Delivery, Intake, NewDelivery, Normalizer
+from prodops.intake import Delivery, Intake, Normalizer
+from prodops.intake_writer import NewDelivery
 from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
 from prodops.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
 from prodops.settings import Settings
