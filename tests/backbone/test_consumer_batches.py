@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from insights import engine, launch_signals, signals
+from prodops import inbox
 from prodops.consumer import EventConsumer, _Delivery
 from prodops.db import Connection
 from prodops.events import Event
@@ -233,3 +235,44 @@ async def test_a_signal_failing_in_the_fast_pass_is_left_as_it_was_by_the_carefu
     assert [d.outcome for d in deliveries] == ["applied", "applied"]
     assert sorted(r["key"] for r in launches) == ["L1", "L2"]
     assert [r["launch_key"] for r in held] == ["L2"]  # L1's failure undid only L1's signal
+
+
+@dataclass
+class _Undecodable(_Carried):
+    """A message whose body is no event, as the consumer reads it off NATS."""
+
+    subject: str = ""
+    data: bytes = b"not an event"
+
+
+async def test_dead_letters_undone_with_a_fast_pass_are_kept_by_the_careful_one(
+    settings: Settings, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    undecodable = [
+        _Delivery(
+            cast(Msg, _Undecodable({"Nats-Msg-Id": str(i)}, subject=f"x.{workspace}")),
+            None,
+            error="undecodable event",
+            outcome="failed",
+        )
+        for i in ids
+    ]
+    real, calls = inbox.store_dead_letter, []
+
+    async def second_fails_once(conn: Connection, letter: inbox.DeadLetter) -> None:
+        calls.append(letter.event_id)
+        if len(calls) == 2:  # the fast pass's second letter: its transaction is undone
+            raise RuntimeError("dead letter refused")
+        await real(conn, letter)
+
+    monkeypatch.setattr(inbox, "store_dead_letter", second_fails_once)
+    app = create_app("insights", settings)
+    async with running(app):
+        consumer = projections(app)
+        await consumer.apply_batch([*undecodable, *_deliveries([Builder(workspace).item("A")])])
+        kept = await app.state.pool.fetch(
+            "SELECT event_id FROM dead_letter WHERE event_id = ANY($1::uuid[])", ids
+        )
+    assert [d.outcome for d in undecodable] == ["dead_lettered", "dead_lettered"]
+    assert sorted(r["event_id"] for r in kept) == sorted(ids)

@@ -12,9 +12,8 @@ anything raises, the transaction is undone and the batch runs again in a new one
 through its handler in a savepoint of its own, so that only the failing one's writes are
 undone. Acks go out only after the commit. A handler that raises is retried with back-off (nak
 with delay) and, at its last delivery, stored as a dead letter and acked, so it never blocks the
-events behind it. A process that dies leaves its messages
-unacknowledged: the server delivers them again after `ack_wait`, and the inbox skips what was
-already applied.
+events behind it. A process that dies leaves its messages unacknowledged: the server delivers
+them again after `ack_wait`, and the inbox skips what was already applied.
 """
 
 from __future__ import annotations
@@ -199,8 +198,10 @@ class EventConsumer:
             await self._transaction(deliveries, careful=True)
 
     async def _transaction(self, deliveries: list[_Delivery], *, careful: bool) -> None:
-        for d in deliveries:
-            if d.event is not None:  # what a pass that was undone had noted goes with it
+        for d in deliveries:  # what a pass that was undone had noted goes with it
+            if d.event is None:
+                d.outcome = "failed"  # undecodable: to be dead-lettered (again)
+            else:
                 d.outcome, d.error = "applied", None
         async with self.pool.acquire() as conn, conn.transaction():
             await self._apply(conn, deliveries, careful=careful)
