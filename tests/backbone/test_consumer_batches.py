@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -276,3 +277,20 @@ async def test_dead_letters_undone_with_a_fast_pass_are_kept_by_the_careful_one(
         )
     assert [d.outcome for d in undecodable] == ["dead_lettered", "dead_lettered"]
     assert sorted(r["event_id"] for r in kept) == sorted(ids)
+
+
+async def test_batches_handled_at_once_by_one_consumer_each_refresh_what_they_moved(
+    settings: Settings, workspace: str
+) -> None:
+    # The live loop and a dead letter's replay can run a batch at the same time; the hooks keep
+    # a batch's state between begin and end, so neither may lose what the other's events moved.
+    spaces = [workspace, f"b-{workspace}"[:60], f"c-{workspace}"[:60]]
+    batches = [_deliveries([Builder(ws).launch("L")]) for ws in spaces]
+    app = create_app("insights", settings)
+    async with running(app):
+        consumer = projections(app)
+        await asyncio.gather(*(consumer.apply_batch(batch) for batch in batches))
+        held = await app.state.pool.fetch(
+            "SELECT workspace FROM launch_signal WHERE workspace = ANY($1::text[])", spaces
+        )
+    assert sorted(r["workspace"] for r in held) == sorted(spaces)

@@ -94,6 +94,9 @@ class EventConsumer:
     _queue: asyncio.Queue[Msg] = field(default_factory=asyncio.Queue, init=False)
     _subscription: _Subscription | None = field(default=None, init=False)
     _subscribed: bool = field(default=True, init=False)  # the broker's start subscribes it
+    # One batch at a time through the hooks, which keep a batch's state between begin and end:
+    # the live loop's, and a dead letter's replay asked for over HTTP, never interleave.
+    _one_batch: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def register(self, broker: NatsBroker) -> None:
         """Attach the subscriber to the broker (before it starts)."""
@@ -191,11 +194,12 @@ class EventConsumer:
         each piece of the batch's closing work in a savepoint of its own, so that only what
         failed is left out.
         """
-        try:
-            await self._transaction(deliveries, careful=False)
-        except Exception:  # noqa: BLE001 - the careful pass tells what failed, or fails too
-            log.info("consumer %s: a batch failed; again, one event at a time", self.name)
-            await self._transaction(deliveries, careful=True)
+        async with self._one_batch:
+            try:
+                await self._transaction(deliveries, careful=False)
+            except Exception:  # noqa: BLE001 - the careful pass tells what failed, or fails too
+                log.info("consumer %s: a batch failed; again, one event at a time", self.name)
+                await self._transaction(deliveries, careful=True)
 
     async def _transaction(self, deliveries: list[_Delivery], *, careful: bool) -> None:
         for d in deliveries:  # what a pass that was undone had noted goes with it
@@ -327,11 +331,12 @@ class EventConsumer:
         event = Event.from_bytes(payload)
         fresh = await inbox.claim(conn, self.name, [event])
         if event.id in fresh:
-            if self.hooks is not None:
-                await self.hooks.begin(conn, [event])
-            await self._run_handler(conn, event, None)
-            if self.hooks is not None:
-                await self.hooks.end(conn, careful=True)
+            async with self._one_batch:
+                if self.hooks is not None:
+                    await self.hooks.begin(conn, [event])
+                await self._run_handler(conn, event, None)
+                if self.hooks is not None:
+                    await self.hooks.end(conn, careful=True)
         return event.id in fresh
 
 
