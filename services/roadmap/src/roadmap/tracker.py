@@ -229,7 +229,8 @@ async def upsert_tracker_issue(
             return None
         fields = merged_fields(None, snapshot)
         values = [fields[name] for name in sql.MUTABLE_FIELDS]
-        row = await conn.fetchrow(sql.INSERT_ISSUE, new_id(), *ident, *values)
+        new = sql.issue_rows(sql.INSERTED, [(new_id(), *ident, *values)])
+        row = await conn.fetchrow(sql.INSERT_ISSUE, new)
         if row is not None:
             links = await _sync_convention_links(conn, workspace, row, fields, {})
             issue = await announce_row(conn, workspace, row, links)

@@ -31,11 +31,6 @@ from roadmap.tracker import (
 )
 from roadmap.tracker_links import Links, plan
 
-# The columns of a new issue's row (`_Round.inserts`), as INSERT_NEW_ISSUES reads them, and of
-# a changed one's (`_Round.updates`), as UPDATE_ISSUES does.
-_INSERTED = ("id", "workspace", "provider", "external_id", *sql.MUTABLE_FIELDS)
-_UPDATED = ("id", *sql.MUTABLE_FIELDS)
-
 # Issues of these trackers link only to items and launches, never to each other.
 _SET_WISE = frozenset({"github", "gitlab", "linear"})
 
@@ -141,12 +136,11 @@ class _Round:
         stale links pipelined over their rows; the issues' rows as written."""
         written: list[Any] = []
         for statement, columns, rows in (
-            (sql.INSERT_NEW_ISSUES, _INSERTED, self.inserts),
-            (sql.UPDATE_ISSUES, _UPDATED, self.updates),
+            (sql.INSERT_NEW_ISSUES, sql.INSERTED, self.inserts),
+            (sql.UPDATE_ISSUES, sql.UPDATED, self.updates),
         ):
             if rows:
-                issues = [dict(zip(columns, (str(i), *row), strict=True)) for i, *row in rows]
-                written += await conn.fetch(statement, issues)
+                written += await conn.fetch(statement, sql.issue_rows(columns, rows))
         if self.stale_links:
             await conn.executemany(sql.DELETE_STALE_CONVENTION_LINKS, self.stale_links)
         links = [

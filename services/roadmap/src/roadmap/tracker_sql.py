@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-# The fields a delivery can change, in the order INSERT_ISSUE and UPDATE_ISSUE take them.
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# The fields a delivery can change, in the order UPDATE_ISSUE takes them.
 MUTABLE_FIELDS = (
     "key",
     "url",
@@ -26,6 +29,16 @@ MUTABLE_FIELDS = (
     "deleted",
     "cycle",
 )
+# The JSON objects of new issues (INSERT_ISSUE, INSERT_NEW_ISSUES) and of changed ones
+# (UPDATE_ISSUES): their keys, in the order `issue_rows` is given the values.
+INSERTED = ("id", "workspace", "provider", "external_id", *MUTABLE_FIELDS)
+UPDATED = ("id", *MUTABLE_FIELDS)
+
+
+def issue_rows(columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of values (an issue's id first) as the objects `jsonb_populate_recordset` reads."""
+    return [dict(zip(columns, (str(row[0]), *row[1:]), strict=True)) for row in rows]
+
 
 _LINKS = """
     COALESCE((
@@ -50,23 +63,9 @@ LIMIT 1
 FOR UPDATE
 """
 
-# The bulk path inserts only issues it found missing under its lock; a row that appeared since
-# (a replay racing the normaliser) fails the batch, which then goes one delivery at a time.
-INSERT_NEW_ISSUE = """
-INSERT INTO tracker_issue (
-    id, workspace, provider, external_id, version,
-    key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
-    milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
-    closed_at, deleted, cycle
-)
-VALUES ($1, $2, $3, $4, 1,
-        $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
-"""
-
-# INSERT_NEW_ISSUE for many issues in one statement, each a JSON object of the table's columns
-# (arrays of arrays, such as each issue's labels, cannot be sent as parameters).
-INSERT_NEW_ISSUES = """
+# New issues, each a JSON object of the table's columns (arrays of arrays, such as each issue's
+# labels, cannot be sent as parameters): `issue_rows(INSERTED, ...)`.
+_INSERT_ISSUES = """
 INSERT INTO tracker_issue (
     id, workspace, provider, external_id, version,
     key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
@@ -78,8 +77,10 @@ SELECT id, workspace, provider, external_id, 1,
        milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
        closed_at, deleted, cycle
 FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb)
-RETURNING *
 """
+# The bulk path inserts only issues it found missing under its lock; a row that appeared since
+# (a replay racing the normaliser) fails the batch, which then goes one delivery at a time.
+INSERT_NEW_ISSUES = f"{_INSERT_ISSUES}RETURNING *\n"
 # UPDATE_ISSUE for many issues at once, their rows (id and MUTABLE_FIELDS) as JSON.
 UPDATE_ISSUES = """
 UPDATE tracker_issue AS t SET
@@ -94,8 +95,8 @@ FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb) AS r
 WHERE t.id = r.id
 RETURNING t.*
 """
-
-INSERT_ISSUE = f"""{INSERT_NEW_ISSUE}ON CONFLICT (workspace, provider, external_id) DO NOTHING
+# One delivery at a time: a row inserted meanwhile by another is found on the next pass.
+INSERT_ISSUE = f"""{_INSERT_ISSUES}ON CONFLICT (workspace, provider, external_id) DO NOTHING
 RETURNING *
 """
 
