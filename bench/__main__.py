@@ -11,7 +11,7 @@ from pathlib import Path
 from bench import freshness, history, ingest, reads, rebuild
 from bench.memory import MemorySampler, high_water_mark
 from bench.results import Figure, Report, save, show
-from bench.stack import SERVICES, Stack, start_stack
+from bench.stack import COMMANDS, Stack, start_stack
 
 NAMES = ("ingest", "freshness", "reads", "history", "rebuild")
 
@@ -37,7 +37,7 @@ async def _live(
 ) -> list[Report]:
     """The benchmarks that drive the running services (1, 2, 5), with memory sampled over 1-2."""
     full, reports = args.full, []
-    pids = {name: stack.processes[name].pid for name in (*SERVICES, "baseline")}
+    pids = {name: stack.processes[name].pid for name in (*COMMANDS, "baseline")}
     sampler = MemorySampler(pids)
     sampler.start()
     if "ingest" in names:
@@ -84,7 +84,7 @@ def _memory(peaks: dict[str, float], pids: dict[str, int], mode: str) -> Report:
     base = peaks.get("baseline")
     report.figures = [
         Figure(f"peak RSS {name}", peaks.get(name, 0.0), "MiB", base, "bare FastAPI server")
-        for name in SERVICES
+        for name in COMMANDS
     ]
     report.details = {
         "sampled_every_s": 0.1,
@@ -105,7 +105,7 @@ async def main() -> None:
             for report in await _live(stack, args, mode, names):
                 show(report)
                 save(report)
-            for name in SERVICES:
+            for name in COMMANDS:
                 stack.stop_process(name)  # 3 and 4 run in this process; free the CPU
             for report in await _offline(stack, args, mode, names):
                 show(report)

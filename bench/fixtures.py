@@ -68,13 +68,18 @@ async def until(probe: Any, done: Any, within: float = 120.0, every: float = 0.2
 
 
 async def backlog(stack: Stack) -> int:
-    """Events written but not yet applied: unsent outbox rows plus the insights consumer's queue."""
+    """Work accepted but not yet applied: deliveries not yet normalised, unsent outbox rows and
+    the insights consumer's queue."""
     conn = await asyncpg.connect(stack.settings.database_url)
     try:
         unsent = 0
         for schema in ("feedback", "roadmap", "insights"):
             unsent += await conn.fetchval(
                 f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL"  # noqa: S608 - constant schema names
+            )
+        for schema in ("feedback", "roadmap"):
+            unsent += await conn.fetchval(
+                f"SELECT count(*) FROM {schema}.webhook_delivery WHERE status = 'received'"  # noqa: S608 - constant schema names
             )
     finally:
         await conn.close()

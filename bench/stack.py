@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from prodops.auth import SCOPES, mint_token
 from prodops.localinfra import LocalServer, free_port, start_nats, start_postgres
 from prodops.settings import DEVELOPMENT_SECRETS_KEY, Settings
 
-SERVICES = ("feedback", "roadmap", "insights")
+# The processes the stack runs. Each service as one process, and roadmap also as one process
+# serving HTTP only (`--no-background`: verify, store, answer), which the ingest benchmark loads.
+COMMANDS = {
+    "feedback": ["prodops", "serve", "feedback"],
+    "roadmap": ["prodops", "serve", "roadmap"],
+    "insights": ["prodops", "serve", "insights"],
+    "roadmap-http": ["prodops", "serve", "roadmap", "--no-background"],
+}
 JWT_SECRET = "bench-secret-" + "b" * 40
 WORKSPACE = "bench"
 
@@ -134,6 +142,17 @@ class Stack:
                 await asyncio.sleep(0.2)
         raise RuntimeError(f"{name} not ready within {within}s; see {self.root / name}.log")
 
+    @contextlib.contextmanager
+    def paused(self, *names: str) -> Iterator[None]:
+        """The processes stopped (SIGSTOP) for the block and continued after it, come what may."""
+        for name in names:
+            self.processes[name].send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for name in names:
+                self.processes[name].send_signal(signal.SIGCONT)
+
     def stop_process(self, name: str) -> None:
         """SIGTERM one process, SIGKILL if it lingers."""
         process = self.processes.pop(name)
@@ -168,10 +187,10 @@ async def start_stack(root: Path, *, fsync: bool = True) -> Stack:
     try:
         await create_database(postgres.url, "prodops")
         await migrate_all(stack.settings)
-        for name in SERVICES:
-            stack.spawn(name, ["prodops", "serve", name])
+        for name, command in COMMANDS.items():
+            stack.spawn(name, command)
         stack.spawn("baseline", ["bench.baseline"])
-        for name in SERVICES:
+        for name in COMMANDS:
             await stack.wait_ready(name)
         await stack.wait_ready("baseline", "/healthz")
     except BaseException:

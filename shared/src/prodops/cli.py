@@ -49,10 +49,22 @@ def serve(
             help="server processes sharing the port, each a full replica of the service",
         ),
     ] = 1,
+    background: Annotated[
+        bool,
+        typer.Option(
+            envvar="PRODOPS_BACKGROUND",
+            help="run the relay, consumers, webhook normaliser and periodic jobs here too; "
+            "--no-background serves HTTP only, beside a process of the service that runs them",
+        ),
+    ] = True,
 ) -> None:
     """Run one service under uvicorn."""
+    import os
+
     import uvicorn
 
+    # Through the environment, so that each of several worker processes reads it too.
+    os.environ["PRODOPS_BACKGROUND"] = str(background).lower()
     settings = _settings()
     name = _check_service(service)
     # Several processes need the app by import path: each worker builds its own from the

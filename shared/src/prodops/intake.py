@@ -23,9 +23,9 @@ from prodops import body_codec, outbox
 from prodops.body_cache import BodyCache
 from prodops.db import Connection, Pool
 from prodops.events import Event
-from prodops.intake_writer import GroupCommit, NewDelivery
+from prodops.intake_writer import WAKE_CHANNEL_PREFIX, GroupCommit, NewDelivery
 from prodops.settings import Settings
-from prodops.wakeup import woken_or_timed_out
+from prodops.wakeup import notified, woken_or_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,23 @@ class Intake:
         self._bodies = BodyCache(BODY_CACHE_BYTES)
         self._writer = GroupCommit(self._bodies, self._stored)
 
-    def loops(
-        self, pool: Pool, settings: Settings
-    ) -> Sequence[tuple[str, Coroutine[Any, Any, None]]]:
-        """The writer and the normaliser, to run for the service's lifetime."""
+    def writer(self, pool: Pool, settings: Settings) -> Coroutine[Any, Any, None]:
+        """The writer, to run for the lifetime of every process that serves deliveries.
+
+        In a process without background work, each commit also wakes the normalisers of the
+        service's other processes.
+        """
         self._writer.running = True
-        return [
-            ("webhook-writer", self._writer.write_forever(pool)),
-            ("webhook-normaliser", self._normalise_forever(pool, settings)),
-        ]
+        return self._writer.write_forever(pool, wake_others=not settings.background)
+
+    def background(self, pool: Pool, settings: Settings) -> Sequence[NamedLoop]:
+        """The normaliser, to run for the lifetime of a process with background work."""
+        return [("webhook-normaliser", self._normalise_forever(pool, settings))]
+
+    def loops(self, pool: Pool, settings: Settings) -> Sequence[NamedLoop]:
+        """The writer, and the normaliser where `settings` give this process background work."""
+        loops = [("webhook-writer", self.writer(pool, settings))]
+        return [*loops, *self.background(pool, settings)] if settings.background else loops
 
     async def store(self, delivery: NewDelivery) -> bool:
         """Store a delivery durably; False when its (source, key) was stored before."""
@@ -127,14 +135,17 @@ class Intake:
             self._settled.pop(delivery_id, None)
 
     async def _normalise_forever(self, pool: Pool, settings: Settings) -> None:
-        while True:
-            self._stored.clear()
-            try:
-                while await self.normalise_batch(pool, settings) == NORMALISE_BATCH:
-                    pass
-            except Exception:
-                log.exception("normalising stored deliveries failed; trying again")
-            await woken_or_timed_out(self._stored, settings.webhook_normalise_poll_seconds)
+        # Woken by this process's writer directly, and by NOTIFY from the writers of processes
+        # without background work; polling finds what a stopped process left.
+        async with notified(pool, await _wake_channel(pool, settings), self._stored):
+            while True:
+                self._stored.clear()
+                try:
+                    while await self.normalise_batch(pool, settings) == NORMALISE_BATCH:
+                        pass
+                except Exception:
+                    log.exception("normalising stored deliveries failed; trying again")
+                await woken_or_timed_out(self._stored, settings.webhook_normalise_poll_seconds)
 
     async def normalise_batch(self, pool: Pool, settings: Settings) -> int:
         """Normalise the oldest stored deliveries in one transaction; how many there were."""
@@ -239,3 +250,15 @@ class Intake:
             for index, named in zip(indexes, handled, strict=True):
                 outcomes[index] = ("processed" if named else "ignored", None)
         return outcomes
+
+
+async def _wake_channel(pool: Pool, settings: Settings) -> str:
+    """The channel of the schema that `pool` sees (a service's own), once the database answers."""
+    while True:
+        try:
+            schema: str = await pool.fetchval("SELECT current_schema()")
+        except Exception:  # starting while the database is away: wait for it
+            log.warning("webhook normaliser: the database is away; trying again", exc_info=True)
+            await asyncio.sleep(settings.webhook_normalise_poll_seconds)
+        else:
+            return WAKE_CHANNEL_PREFIX + schema

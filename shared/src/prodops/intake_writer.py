@@ -26,13 +26,23 @@ WRITE_BATCH = 500
 # retry rather than held until it gives up, and the process's memory stays bounded.
 MAX_WAITING = 20 * WRITE_BATCH
 
+# The channel (+ the service's schema) that wakes normalisers in other processes.
+WAKE_CHANNEL_PREFIX = "prodops_webhooks_"
+# With $9, the commit also wakes the normalisers of other processes (this one has none): a
+# NOTIFY on channel $10 || the schema.
 _INSERT = """
-INSERT INTO webhook_delivery
-    (id, workspace, source_id, provider, delivery_key, event_type, body_codec, body)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bytea[])
-ON CONFLICT (source_id, delivery_key) DO NOTHING
-RETURNING id
+WITH stored AS (
+    INSERT INTO webhook_delivery
+        (id, workspace, source_id, provider, delivery_key, event_type, body_codec, body)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::bytea[])
+    ON CONFLICT (source_id, delivery_key) DO NOTHING
+    RETURNING id
+), woken AS (
+    SELECT pg_notify($10::text || current_schema(), '')
+    WHERE $9 AND EXISTS (SELECT FROM stored)
+)
+SELECT id FROM stored LEFT JOIN woken ON true
 """
 # What one row can cause (a constraint, a value): the others of its batch are stored one by one.
 _ROW_ERRORS = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
@@ -66,6 +76,7 @@ class GroupCommit:
         self._stopped = False
         self._pending: list[_Pending] = []
         self._arrived = asyncio.Event()
+        self._wake_others = False
 
     async def store(self, delivery: NewDelivery) -> bool:
         """Store a delivery durably; False when its (source, key) was stored before."""
@@ -85,8 +96,13 @@ class GroupCommit:
         self._arrived.set()
         return await stored
 
-    async def write_forever(self, pool: Pool) -> None:
-        """Insert whatever has arrived, batch after batch, for the service's lifetime."""
+    async def write_forever(self, pool: Pool, *, wake_others: bool = False) -> None:
+        """Insert whatever has arrived, batch after batch, for the service's lifetime.
+
+        With `wake_others`, every insert that stored a row also wakes the normalisers of other
+        processes (this one has none, so it keeps no body for one).
+        """
+        self._wake_others = wake_others
         batch: list[_Pending] = []
         try:
             while True:
@@ -107,10 +123,11 @@ class GroupCommit:
             self._pending = []
 
     async def _write(self, pool: Pool, batch: list[_Pending]) -> None:
-        for pending in batch:  # kept before the normaliser can see the row
-            self._bodies.put(pending.delivery.id, pending.delivery.body)
+        for pending in batch:  # kept before this process's normaliser can see the row
+            if not self._wake_others:  # else it has none: the others read bodies from the rows
+                self._bodies.put(pending.delivery.id, pending.delivery.body)
         try:
-            inserted = await _insert(pool, [p.delivery for p in batch])
+            inserted = await _insert(pool, [p.delivery for p in batch], wake=self._wake_others)
         except _ROW_ERRORS as exc:
             if len(batch) == 1:
                 self._bodies.take(batch[0].delivery.id)
@@ -133,7 +150,7 @@ class GroupCommit:
             self._stored.set()
 
 
-async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
+async def _insert(pool: Pool, deliveries: list[NewDelivery], *, wake: bool) -> set[UUID]:
     stored = [body_codec.encode(d.body) for d in deliveries]
     async with pool.acquire() as conn:
         rows = await conn.fetch(
@@ -146,6 +163,8 @@ async def _insert(pool: Pool, deliveries: list[NewDelivery]) -> set[UUID]:
             [d.event_type for d in deliveries],
             [codec for codec, _ in stored],
             [body for _, body in stored],
+            wake,
+            WAKE_CHANNEL_PREFIX,
         )
     return {row["id"] for row in rows}
 

@@ -168,9 +168,12 @@ def _freeze_what_startup_made() -> None:
 async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime:
     pool = await create_pool(settings, schema=spec.name, max_size=settings.pool_max_size)
     broker = create_broker(settings, service=spec.name)
+    # Without background work the consumers are still built, for dead-letter replays over HTTP,
+    # but not subscribed.
     consumers = {c.name: c for c in spec.consumers(pool, settings)}
-    for consumer in consumers.values():
-        consumer.register(broker)
+    if settings.background:
+        for consumer in consumers.values():
+            consumer.register(broker)
     _document_events(settings, spec, broker)
     try:
         await broker.connect()
@@ -182,15 +185,19 @@ async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime
         raise
     relay = OutboxRelay(pool=pool, js=js, settings=settings, service=spec.name)
     runtime = Runtime(settings, pool, broker, relay, consumers)
-    runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
-    for consumer in consumers.values():
-        runtime.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
-        watch = consumer.keep_subscribed(js)
-        runtime.tasks.append(asyncio.create_task(watch, name=f"{consumer.name}-subscription"))
-    for name, loop in spec.background(pool, settings):
+    loops: list[tuple[str, Coroutine[Any, Any, None]]] = []
+    if spec.webhooks is not None:  # every process that serves deliveries stores them
+        loops.append(("webhook-writer", spec.webhooks.intake.writer(pool, settings)))
+    if settings.background:
+        loops.append(("outbox-relay", relay.run()))
+        for consumer in consumers.values():
+            runtime.tasks.append(asyncio.create_task(consumer.run(), name=consumer.name))
+            watch = consumer.keep_subscribed(js)
+            runtime.tasks.append(asyncio.create_task(watch, name=f"{consumer.name}-subscription"))
+        loops += spec.background(pool, settings)
+        loops.append(("purge", _purge_forever(pool, relay, settings)))
+    for name, loop in loops:
         runtime.tasks.append(asyncio.create_task(loop, name=f"{spec.name}-{name}"))
-    purge = _purge_forever(pool, relay, settings)
-    runtime.tasks.append(asyncio.create_task(purge, name=f"{spec.name}-purge"))
     app.state.pool, app.state.runtime = pool, runtime
     app.state.asyncapi.add_broker(broker)
     return runtime

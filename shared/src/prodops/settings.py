@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="How long shutdown waits for each of its steps (background loops, broker, "
         "database connections) before abandoning it",
     )
+    background: bool = Field(
+        default=True,
+        description="Run the service's background work in this process: the outbox relay, the "
+        "event consumers, the webhook normaliser and the periodic jobs. False serves HTTP only "
+        "(webhook deliveries are still verified, stored and answered here); a process of the "
+        "same service with background work does the rest",
+    )
     webhook_normalise_poll_seconds: float = Field(
         default=5.0,
         gt=0,

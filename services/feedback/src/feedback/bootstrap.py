@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         consumers=consumers,
         # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
         unlimited_body_paths=[IMPORT_PATH],
-        background=intake.loops,
+        background=intake.background,
         webhooks=WebhookEndpoint(PROVIDERS, intake),
     )
     return create_service_app(settings, spec)

@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
             source_access.router,
         ],
         emits=EMITS,
-        background=intake.loops,
+        background=intake.background,
         webhooks=WebhookEndpoint(PROVIDERS, intake),
     )
     return create_service_app(settings, spec)
