@@ -20,6 +20,7 @@ from insights.signals_api import LAUNCH_ROUTE
 from prodops.auth import mint_token
 from prodops.cli import _create_app as served_app
 from prodops.read_fast_path import ReadFastPath
+from prodops.service import YOUNG_COLLECTION_THRESHOLD
 from prodops.settings import Settings
 from prodops.telemetry import recording_spans
 from signal_events import Builder
@@ -258,10 +259,13 @@ async def test_a_served_app_keeps_what_its_startup_made_out_of_garbage_collectio
     settings: Settings,
 ) -> None:
     assert gc.get_freeze_count() == 0  # apps made in tests freeze nothing
+    before = gc.get_threshold()
     app = served_app("insights", settings)  # as `prodops serve` makes it
     try:
         async with running(app):
-            frozen = gc.get_freeze_count()
+            frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
     finally:
         gc.unfreeze()
+        gc.set_threshold(*before)
     assert frozen > 10_000
+    assert threshold == (YOUNG_COLLECTION_THRESHOLD, *before[1:])

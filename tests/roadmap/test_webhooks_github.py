@@ -141,10 +141,28 @@ def test_github_delivery_without_its_id_or_event_is_malformed(header: str) -> No
         PROVIDER.identify(InboundWebhook(headers, webhook.body))
 
 
-@pytest.mark.parametrize("body", [b"payload=%7B%7D", b"[]", b'"issues"', b"null"])
-def test_github_body_that_is_not_a_json_object_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"payload=%7B%7D", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'"issues"', "not a JSON object"),
+        (b"null", "not a JSON object"),
+        # The identity reads only `action`; the rest must still be JSON, and UTF-8.
+        (b'{"action": "opened", "issue": {"title": "cut', "not JSON"),
+        (b'{"action": "opened", "issue": {"title": "\xff\xfe"}}', "not JSON"),
+        (b'{"action": "opened"} trailing', "not JSON"),
+        (b'\xef\xbb\xbf{"action": "opened"}', "not JSON"),
+    ],
+)
+def test_github_body_that_is_not_a_json_object_is_malformed(body: bytes, why: str) -> None:
+    with pytest.raises(MalformedWebhookError, match=why):
         PROVIDER.identify(_webhook(body))
+
+
+def test_github_action_of_another_type_types_the_delivery_by_its_event() -> None:
+    body = b'{"issue": {"number": 1}, "action": ["opened"]}'
+    assert PROVIDER.identify(_webhook(body)) == Identity(DELIVERY, "issues")
 
 
 def test_github_ping_is_answered_pong() -> None:

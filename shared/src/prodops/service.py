@@ -149,6 +149,10 @@ def create_service_app(settings: Settings, spec: ServiceSpec) -> FastAPI:
     return app
 
 
+# Allocations between collections of the youngest generation in a served process.
+YOUNG_COLLECTION_THRESHOLD = 50_000
+
+
 def _freeze_what_startup_made() -> None:
     """Keep the objects that live as long as the process out of every garbage collection.
 
@@ -160,9 +164,15 @@ def _freeze_what_startup_made() -> None:
     of objects that never become garbage. The oldest generation's collection walked all of them:
     50-110 ms with the event loop stopped, every few seconds under load, which was most of a
     read's p99. Frozen, a collection walks only what was made since.
+
+    The youngest generation is collected after `YOUNG_COLLECTION_THRESHOLD` allocations instead
+    of 700: a request's objects are freed by reference counting when it ends, so a collection
+    that frequent mostly walked objects still in use. A delivery cost the ingest process 6 %
+    less CPU (184 µs to 173 µs); a collection of that many objects takes about a millisecond.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def _start(settings: Settings, spec: ServiceSpec, app: FastAPI) -> Runtime:
