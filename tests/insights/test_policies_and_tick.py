@@ -19,6 +19,11 @@ async def _launch(client: httpx.AsyncClient, headers: dict[str, str], key: str =
     return answer.json() if answer.status_code == 200 else None
 
 
+async def _demand(client: httpx.AsyncClient, read: dict[str, str]) -> list[Any]:
+    items: list[Any] = (await client.get("/v1/demand", headers=read)).json()["items"]
+    return items
+
+
 async def test_readiness_policy_is_validated_versioned_and_applied_at_once(
     settings: Settings, workspace: str
 ) -> None:
@@ -112,13 +117,14 @@ async def test_the_tick_turns_a_stalled_launch_at_risk_and_ages_out_feedback(
             lambda s: s is not None and s["details"]["total_issues"] == 1,
         )
         assert signal["status"] == "on_track"
-        assert (await client.get("/v1/demand", headers=read)).json()["items"]
+        # So may the feedback.
+        assert await eventually(lambda: _demand(client, read), bool)
 
         assert await tick(app.state.pool, now=utcnow() + timedelta(days=7)) >= 1
         signal = await _launch(client, read)
         assert signal["status"] == "at_risk"
         assert "no_recent_throughput" in {r["code"] for r in signal["reasons"]}
-        assert (await client.get("/v1/demand", headers=read)).json()["items"] == []
+        assert await _demand(client, read) == []
 
 
 async def test_signals_are_confined_to_the_workspace_and_unknown_ones_are_404(
