@@ -42,7 +42,7 @@ async def _live(
     sampler.start()
     if "ingest" in names:
         options = ingest.IngestOptions(
-            seconds=20 if full else 5, open_seconds=20 if full else 5, workers=args.workers
+            seconds=20 if full else 5, open_seconds=60 if full else 40, workers=args.workers
         )
         reports.append(await ingest.run(stack, options, mode))
     if "freshness" in names:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,17 @@ def machine() -> dict[str, Any]:
         "postgres_settings": postgres_settings(),
         # Other work on the machine competes for the same cores: the figures move with it.
         "load_average_1m_at_save": round(os.getloadavg()[0], 2),
+        "kernel_writeback": kernel_writeback(),
     }
+
+
+def kernel_writeback() -> dict[str, int]:
+    """When Linux writes dirty pages out: a large burst stalls every WAL flush behind it."""
+    settings = {}
+    for name in ("dirty_background_bytes", "dirty_background_ratio", "dirty_expire_centisecs"):
+        with contextlib.suppress(OSError, ValueError):  # not Linux
+            settings[name] = int(Path(f"/proc/sys/vm/{name}").read_text())
+    return settings
 
 
 @dataclass(frozen=True)
