@@ -13,6 +13,7 @@ WORKDIR /app
 # Third-party dependencies first: this layer is rebuilt only when the lock or a pyproject changes.
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/pyproject.toml
+COPY cli/pyproject.toml cli/pyproject.toml
 COPY services/feedback/pyproject.toml services/feedback/pyproject.toml
 COPY services/roadmap/pyproject.toml services/roadmap/pyproject.toml
 COPY services/insights/pyproject.toml services/insights/pyproject.toml
@@ -22,10 +23,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # Then the workspace itself, installed as in development (editable, so each service's
 # migrations/ stays beside its package exactly as `prodops migrate` finds it there).
 COPY shared shared
+COPY cli cli
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev \
-    && /app/.venv/bin/python -m compileall -q shared/src services
+    && /app/.venv/bin/python -m compileall -q shared/src cli/src services
 
 
 FROM python:3.11-slim AS runtime

@@ -3,8 +3,8 @@
 # uv comes from PATH, or is installed into a virtualenv of its own under .prodops/.
 UV_VENV := .prodops/tools
 UV := $(shell command -v uv 2>/dev/null || echo $(UV_VENV)/bin/uv)
-PYPROJECTS := pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
-MYPY_PATHS := shared/src services/feedback/src services/roadmap/src services/insights/src tests \
+PYPROJECTS := pyproject.toml shared/pyproject.toml cli/pyproject.toml $(wildcard services/*/pyproject.toml)
+MYPY_PATHS := shared/src cli/src services/feedback/src services/roadmap/src services/insights/src tests \
 	$(wildcard bench)
 
 .PHONY: install up test chaos bench

@@ -21,9 +21,9 @@ from bench import history_sql, synthetic
 from bench.results import Figure, Report, ms, percentile
 from bench.stack import Stack, create_database, settings_for
 from insights.engine import CONSUMER, SignalEngine
-from prodops.consumer import EventConsumer
-from prodops.db import Pool, create_pool
-from prodops.events import Event
+from prodops.contract import Event
+from prodops.messaging.consumer import EventConsumer
+from prodops.runtime.db import Pool, create_pool
 
 TARGET_RATIO = 1.3
 
@@ -125,7 +125,7 @@ async def run(stack: Stack, options: HistoryOptions, mode: str) -> Report:
     """Write every history, then alternate probe rounds between them."""
     url = await create_database(stack.postgres.url, "bench_history")
     settings = settings_for(url, stack.settings.nats_url)
-    from prodops.migrations import migrate_all
+    from prodops.runtime.migrations import migrate_all
 
     await migrate_all(settings, ("insights",))
     pool = await create_pool(settings, schema="insights", max_size=2)

@@ -27,8 +27,8 @@ from bench import synthetic
 from bench.results import Figure, Report
 from bench.stack import Stack, create_database, settings_for
 from insights.rebuild import rebuild
-from prodops.broker import stream_config
-from prodops.settings import Settings
+from prodops.messaging.broker import stream_config
+from prodops.runtime.settings import Settings
 
 TARGET_SHARE = 0.3
 
@@ -116,7 +116,7 @@ async def run(stack: Stack, options: RebuildOptions, mode: str) -> Report:
     settings = settings_for(
         url, stack.settings.nats_url, stream_name="BENCH_REBUILD", subject_prefix="benchrb"
     )
-    from prodops.migrations import migrate_all
+    from prodops.runtime.migrations import migrate_all
 
     await migrate_all(settings, ("insights",))
     last = await fill(settings, options.events)

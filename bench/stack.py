@@ -18,9 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from prodops.auth import SCOPES, mint_token
-from prodops.localinfra import LocalServer, free_port, start_nats, start_postgres
-from prodops.settings import DEVELOPMENT_SECRETS_KEY, Settings
+from prodops.http.auth import SCOPES, mint_token
+from prodops.runtime.settings import DEVELOPMENT_SECRETS_KEY, Settings
+from prodops_cli.localinfra import LocalServer, free_port, start_nats, start_postgres
 
 # The processes the stack runs. Each service as one process, and roadmap also as one process
 # serving HTTP only (`--no-background`: verify, store, answer), which the ingest benchmark loads.
@@ -204,7 +204,7 @@ class Stack:
 
 async def start_stack(root: Path, *, fsync: bool = True) -> Stack:
     """PostgreSQL, NATS, migrations, the three services and the baseline, all ready."""
-    from prodops.migrations import migrate_all
+    from prodops.runtime.migrations import migrate_all
 
     postgres = start_postgres(root / "postgres", durable=fsync, settings=postgres_settings())
     try:

@@ -6,7 +6,7 @@ import random
 import uuid
 from datetime import timedelta
 
-from prodops.events import (
+from prodops.contract import (
     Customer,
     Event,
     EventData,

@@ -22,7 +22,7 @@ import asyncpg
 import nats
 import pytest
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
 
@@ -46,7 +46,7 @@ def with_database(url: str, database: str) -> str:
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     """PostgreSQL and NATS for the whole session: given by URL, or started here."""
-    from prodops.localinfra import LocalServer, start_nats, start_postgres
+    from prodops_cli.localinfra import LocalServer, start_nats, start_postgres
 
     started: list[LocalServer] = []
     postgres_url = os.environ.get("PRODOPS_TEST_DATABASE_URL")
@@ -113,7 +113,7 @@ def make_settings(infra: Infra, database_url: str, **overrides: object) -> Setti
 @pytest.fixture(scope="session")
 async def database_url(infra: Infra) -> AsyncIterator[str]:
     """One database for the session, with every service's migrations applied."""
-    from prodops.migrations import migrate_all
+    from prodops.runtime.migrations import migrate_all
 
     url = await create_database(infra)
     await migrate_all(make_settings(infra, url))

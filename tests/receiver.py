@@ -24,7 +24,7 @@ from typing import Any
 import h11
 import orjson
 
-from prodops.standard_webhooks import verify
+from prodops.webhooks.standard import verify
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from insights.readiness import LinkedIssue
-from prodops.events import (
+from prodops.contract import (
     AccountUpserted,
     ChecklistEntry,
     Event,

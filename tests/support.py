@@ -25,12 +25,12 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
 from insights.engine import CONSUMER
-from prodops.auth import SCOPES, mint_token
-from prodops.consumer import EventConsumer
-from prodops.db import Connection
-from prodops.events import Event, ItemUpserted, new_id, utcnow
-from prodops.handlers import BulkHandler, Consumed, Handler
-from prodops.settings import Settings
+from prodops.contract import Event, ItemUpserted, new_id, utcnow
+from prodops.http.auth import SCOPES, mint_token
+from prodops.messaging.consumer import EventConsumer
+from prodops.messaging.handlers import BulkHandler, Consumed, Handler
+from prodops.runtime.db import Connection
+from prodops.runtime.settings import Settings
 
 T = TypeVar("T")
 
@@ -256,7 +256,7 @@ async def run_cli(settings: Settings, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "prodops",
+        "prodops_cli",
         *args,
         env=settings_env(settings),
         stdout=asyncio.subprocess.PIPE,

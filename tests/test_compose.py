@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("feedback", "roadmap", "insights")

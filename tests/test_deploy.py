@@ -21,8 +21,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from prodops.localinfra import nats_server_binary
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
+from prodops_cli.localinfra import nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from prodops.localinfra import free_port
+from prodops_cli.localinfra import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def _start_up(directory: Path) -> RunningUp:
     env["PRODOPS_ENV"] = "development"
     with (directory / "up.stderr").open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "prodops", "up"],
+            [sys.executable, "-m", "prodops_cli", "up"],
             cwd=directory,
             env=env,
             stdout=subprocess.PIPE,
@@ -133,7 +133,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
 
 def test_a_second_up_in_the_same_directory_says_one_is_running(up: RunningUp) -> None:
     second = subprocess.run(
-        [sys.executable, "-m", "prodops", "up"],
+        [sys.executable, "-m", "prodops_cli", "up"],
         cwd=up.directory,
         env=up.env,
         capture_output=True,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prodops.cli import app
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
+from prodops_cli.commands import app
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -15,13 +15,12 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from prodops.auth import install_auth
-from prodops.db import Connection, Pool
-from prodops.limits import BodyLimitMiddleware
-from prodops.problems import install_problem_handlers
-from prodops.settings import Settings
-from prodops.sources import sources_router
-from prodops.webhooks import (
+from prodops.http.auth import install_auth
+from prodops.http.limits import BodyLimitMiddleware
+from prodops.http.problems import install_problem_handlers
+from prodops.runtime.db import Connection, Pool
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import (
     Delivery,
     Identity,
     InboundWebhook,
@@ -31,6 +30,7 @@ from prodops.webhooks import (
     WebhookEndpoint,
     webhook_routers,
 )
+from prodops.webhooks.sources import sources_router
 from support import auth
 
 

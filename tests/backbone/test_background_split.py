@@ -17,9 +17,9 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from insights.engine import CONSUMER
-from prodops import cli
-from prodops.events import make_event
-from prodops.settings import Settings
+from prodops.contract import make_event
+from prodops.runtime.settings import Settings
+from prodops_cli import commands as cli
 from signing import github_delivery
 from support import auth, create_app, eventually, item_upserted, publish, running, summary
 

@@ -15,13 +15,13 @@ import pytest
 from nats.aio.msg import Msg
 
 from insights import engine, launch_signals, signals
-from prodops import inbox
-from prodops.consumer import EventConsumer, _Delivery
-from prodops.db import Connection
-from prodops.events import Event
-from prodops.handlers import BulkHandler, Consumed
-from prodops.settings import Settings
-from prodops.telemetry import recording_spans
+from prodops.contract import Event
+from prodops.messaging import inbox
+from prodops.messaging.consumer import EventConsumer, _Delivery
+from prodops.messaging.handlers import BulkHandler, Consumed
+from prodops.runtime.db import Connection
+from prodops.runtime.settings import Settings
+from prodops.runtime.telemetry import recording_spans
 from signal_events import Builder
 from support import auth, create_app, projections, running, summary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import create_app, running
 
 EMITS = {

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from prodops.consumer import EventConsumer
-from prodops.events import make_event, new_id
-from prodops.settings import Settings
+from prodops.contract import make_event, new_id
+from prodops.messaging.consumer import EventConsumer
+from prodops.runtime.settings import Settings
 from support import (
     auth,
     count_applications,
@@ -84,7 +84,7 @@ async def test_relay_killed_between_publish_and_mark_sent_is_applied_once(
 async def _write_feedback_without_relay(app: FastAPI, workspace: str) -> UUID:
     from feedback.domain import FeedbackInput
     from feedback.service import create_feedback
-    from prodops.db import workspace_transaction
+    from prodops.runtime.db import workspace_transaction
 
     settings = app.state.settings
     async with workspace_transaction(app.state.pool, workspace, role=settings.app_role) as conn:

@@ -9,10 +9,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-from prodops.consumer import EventConsumer
-from prodops.db import Connection
-from prodops.events import Event, make_event
-from prodops.settings import Settings
+from prodops.contract import Event, make_event
+from prodops.messaging.consumer import EventConsumer
+from prodops.runtime.db import Connection
+from prodops.runtime.settings import Settings
 from support import (
     auth,
     count_applications,

@@ -7,7 +7,7 @@ import time
 import asyncpg
 import jwt
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth, create_app, running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from prodops.migrations import Migration, MigrationError, apply, service_migrations
+from prodops.runtime.migrations import Migration, MigrationError, apply, service_migrations
 
 
 async def test_second_run_applies_nothing_and_an_edited_applied_file_fails_loudly(

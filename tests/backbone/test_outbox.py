@@ -8,11 +8,11 @@ import nats
 
 from feedback.domain import FeedbackInput
 from feedback.service import create_feedback
-from prodops.broker import ensure_stream
-from prodops.db import create_pool, workspace_transaction
-from prodops.inbox import purge_inbox
-from prodops.outbox import OutboxRelay
-from prodops.settings import Settings
+from prodops.messaging.broker import ensure_stream
+from prodops.messaging.inbox import purge_inbox
+from prodops.messaging.outbox import OutboxRelay
+from prodops.runtime.db import create_pool, workspace_transaction
+from prodops.runtime.settings import Settings
 from support import auth, create_app, eventually, running, stream_messages, summary
 
 

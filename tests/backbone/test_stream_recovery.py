@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import nats
 
-from prodops.events import utcnow
-from prodops.settings import Settings
+from prodops.contract import utcnow
+from prodops.runtime.settings import Settings
 from support import (
     auth,
     create_app,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from prodops.settings import Settings
-from prodops.telemetry import recording_spans
+from prodops.runtime.settings import Settings
+from prodops.runtime.telemetry import recording_spans
 from support import auth, create_app, eventually, running, summary
 
 

@@ -21,10 +21,10 @@ import httpx
 import nats
 import psutil
 
-from prodops.auth import SCOPES, mint_token
-from prodops.broker import ensure_stream
-from prodops.localinfra import LocalServer, free_port, start_nats, start_postgres
-from prodops.settings import Settings
+from prodops.http.auth import SCOPES, mint_token
+from prodops.messaging.broker import ensure_stream
+from prodops.runtime.settings import Settings
+from prodops_cli.localinfra import LocalServer, free_port, start_nats, start_postgres
 
 SERVICES = ("feedback", "roadmap", "insights")
 WORKSPACE = "chaos"
@@ -214,7 +214,7 @@ class Stack:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "prodops",
+            "prodops_cli",
             *args,
             env=self.env(),
             stdout=asyncio.subprocess.PIPE,
@@ -263,7 +263,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     log.parent.mkdir(exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "prodops", *args],
+            [sys.executable, "-m", "prodops_cli", *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prodops.localinfra import LocalServer, free_port, start_nats
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
+from prodops_cli.localinfra import LocalServer, free_port, start_nats
 from support import auth, create_app, eventually, running, summary
 
 

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth, create_app, eventually, running, summary
 
 ACME = {"name": "Acme", "arr": 120000, "segment": "enterprise", "plan": "pro"}

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth, create, emitted
 
 

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from feedback import consumers
 from feedback.domain import TicketSnapshot
 from feedback.service import upsert_from_source
-from prodops.consumer import EventConsumer
-from prodops.db import workspace_transaction
-from prodops.events import Event, ItemDeleted, ItemUpserted, make_event, new_id, utcnow
-from prodops.settings import Settings
+from prodops.contract import Event, ItemDeleted, ItemUpserted, make_event, new_id, utcnow
+from prodops.messaging.consumer import EventConsumer
+from prodops.runtime.db import workspace_transaction
+from prodops.runtime.settings import Settings
 from support import auth, create_app, emitted, eventually, publish, quiesce, running
 
 

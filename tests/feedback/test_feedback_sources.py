@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from feedback.domain import Feedback, TicketSnapshot
 from feedback.service import upsert_from_source
-from prodops.db import workspace_transaction
-from prodops.events import Customer
-from prodops.settings import Settings
+from prodops.contract import Customer
+from prodops.runtime.db import workspace_transaction
+from prodops.runtime.settings import Settings
 from support import create_app, emitted, quiesce, running
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from feedback.imports import MAX_LINE_BYTES, LineSplitter
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

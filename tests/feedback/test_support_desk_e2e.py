@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import orjson
 
-from prodops.events import ItemUpserted, make_event, new_id, utcnow
-from prodops.settings import Settings
+from prodops.contract import ItemUpserted, make_event, new_id, utcnow
+from prodops.runtime.settings import Settings
 from signing import zendesk_delivery
 from support import auth, create_app, eventually, publish, running, summary
 

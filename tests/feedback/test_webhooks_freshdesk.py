@@ -10,8 +10,8 @@ import pytest
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.freshdesk import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import (
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

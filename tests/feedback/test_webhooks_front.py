@@ -15,8 +15,13 @@ import pytest
 from fastapi.responses import PlainTextResponse
 
 from feedback.webhooks.front import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "front"
 TAGGED = FIXTURES / "zulip.conversation_tagged.json"

@@ -13,8 +13,13 @@ import pytest
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.generic import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"generic-webhook-secret-24").decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"the-secret-rotated-in-now").decode()

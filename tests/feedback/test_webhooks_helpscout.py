@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.helpscout import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import (
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

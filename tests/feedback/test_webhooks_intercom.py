@@ -13,8 +13,13 @@ import pytest
 from fastapi.responses import JSONResponse
 
 from feedback.webhooks.intercom import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "intercom"
 LEGACY = "hull-connectors.webhook-conversation-{}.body.json"

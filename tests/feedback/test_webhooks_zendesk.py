@@ -13,8 +13,13 @@ from typing import Any
 import pytest
 
 from feedback.webhooks.zendesk import PROVIDER, snapshot
-from prodops.events import Customer
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "zendesk"
 CREATED = FIXTURES / "dust.ticket_created.example.json"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fuzz.harness import Service
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import create_app, quiesce, running
 
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from feedback.webhooks import front, generic
-from prodops.settings import Settings
-from prodops.webhooks import InboundWebhook, SignatureError
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import InboundWebhook, SignatureError
 from roadmap.webhooks import gitlab, linear
 from support import auth, create_app, running
 

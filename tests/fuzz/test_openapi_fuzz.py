@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from fuzz.harness import Service
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth
 
 # Per operation and generation mode: ~90 operations x 2 modes x 12 takes ~20 s on two cores.

@@ -24,8 +24,13 @@ from hypothesis import strategies as st
 from feedback.tickets import PROVIDERS as FEEDBACK_PROVIDERS
 from fuzz.harness import Service
 from fuzz.vendors import SERVICES, SIGNERS, VENDORS, Vendor, json_values
-from prodops.settings import Settings
-from prodops.webhooks import InboundWebhook, MalformedWebhookError, Provider, SignatureError
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import (
+    InboundWebhook,
+    MalformedWebhookError,
+    Provider,
+    SignatureError,
+)
 from roadmap.tracker import PROVIDERS as ROADMAP_PROVIDERS
 from support import auth
 

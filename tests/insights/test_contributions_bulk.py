@@ -15,8 +15,8 @@ import pytest
 from insights import contributions
 from insights.engine import CONSUMER
 from insights.policies import FeedbackWeightPolicy, PriorityFactors
-from prodops.events import Event, utcnow
-from prodops.settings import Settings
+from prodops.contract import Event, utcnow
+from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import create_app, eventually, publish, running
 

@@ -10,9 +10,9 @@ import pytest
 
 from insights.facts import Touch, apply_fact
 from insights.facts_bulk import apply_issues, rounds
-from prodops.db import Connection, Pool, create_pool
-from prodops.events import Event, TrackerIssueDeleted, TrackerIssueUpserted, make_event, utcnow
-from prodops.settings import Settings
+from prodops.contract import Event, TrackerIssueDeleted, TrackerIssueUpserted, make_event, utcnow
+from prodops.runtime.db import Connection, Pool, create_pool
+from prodops.runtime.settings import Settings
 
 
 @pytest.fixture

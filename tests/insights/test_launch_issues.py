@@ -20,9 +20,9 @@ from insights.launch_signals import launch_facts
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from insights.readiness import PRIORITIES, LinkedIssue, summarize
 from insights.signals import Context
-from prodops.db import Connection, Pool, create_pool
-from prodops.events import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
-from prodops.settings import Settings
+from prodops.contract import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
+from prodops.runtime.db import Connection, Pool, create_pool
+from prodops.runtime.settings import Settings
 from signal_events import Builder, linked_issues, random_issue_fields
 
 LAUNCHES = ("L1", "L2", "L3", "L4")

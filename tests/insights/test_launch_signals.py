@@ -14,9 +14,9 @@ from insights.launch_signals import launch_facts, refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from insights.readiness import PRIORITIES, summarize
 from insights.signals import Context
-from prodops.db import Pool, create_pool
-from prodops.events import Event, utcnow
-from prodops.settings import Settings
+from prodops.contract import Event, utcnow
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago, linked_issues, random_issue_fields
 
 

@@ -14,15 +14,15 @@ import httpx
 from fastapi import FastAPI
 
 from insights.outbound import OutboundDispatcher, enqueue
-from prodops.db import create_pool, workspace_transaction
-from prodops.events import (
+from prodops.contract import (
     AlignmentChanged,
     Change,
     Event,
     LaunchReadinessChanged,
     make_event,
 )
-from prodops.settings import Settings
+from prodops.runtime.db import create_pool, workspace_transaction
+from prodops.runtime.settings import Settings
 from receiver import webhook_receiver
 from support import auth, create_app, eventually, running
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from insights.tick import tick
-from prodops.events import utcnow
-from prodops.settings import Settings
+from prodops.contract import utcnow
+from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import auth, create_app, eventually, publish, running
 

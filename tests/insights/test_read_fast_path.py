@@ -17,12 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from insights import api_sql
 from insights.signals_api import LAUNCH_ROUTE
-from prodops.auth import mint_token
-from prodops.cli import _create_app as served_app
-from prodops.read_fast_path import ReadFastPath
-from prodops.service import YOUNG_COLLECTION_THRESHOLD
-from prodops.settings import Settings
-from prodops.telemetry import recording_spans
+from prodops.http.auth import mint_token
+from prodops.http.read_fast_path import ReadFastPath
+from prodops.runtime.app import YOUNG_COLLECTION_THRESHOLD
+from prodops.runtime.settings import Settings
+from prodops.runtime.telemetry import recording_spans
+from prodops_cli.commands import _create_app as served_app
 from signal_events import Builder
 from support import (
     assert_rate_limited,

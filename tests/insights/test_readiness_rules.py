@@ -20,7 +20,7 @@ from insights.domain import (
     readiness_changed,
 )
 from insights.policies import ReadinessPolicy
-from prodops.events import TrackerPriority
+from prodops.contract import TrackerPriority
 
 NOW = datetime(2025, 6, 2, 12, tzinfo=UTC)
 TODAY = NOW.date()

@@ -15,9 +15,7 @@ from insights import rebuild as rebuild_module
 from insights import rebuild_sql
 from insights.engine import CONSUMER
 from insights.rebuild import rebuild
-from prodops.broker import ensure_stream
-from prodops.db import Pool, create_pool
-from prodops.events import (
+from prodops.contract import (
     Event,
     FeedbackDeleted,
     FeedbackLinked,
@@ -30,7 +28,9 @@ from prodops.events import (
     new_id,
     utcnow,
 )
-from prodops.settings import Settings
+from prodops.messaging.broker import ensure_stream
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import create_app, eventually, projections, publish, running
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import orjson
 
 from insights.replay import Replay, WorkspaceFacts
-from prodops.events import (
+from prodops.contract import (
     Event,
     FeedbackDeleted,
     FeedbackLinked,

@@ -11,9 +11,9 @@ import pytest
 
 from insights import engine, launch_signals, signals
 from insights.facts import Touch
-from prodops.db import Connection
-from prodops.events import utcnow
-from prodops.settings import Settings
+from prodops.contract import utcnow
+from prodops.runtime.db import Connection
+from prodops.runtime.settings import Settings
 from signal_events import Builder
 from support import auth, create_app, eventually, publish, running
 
@@ -100,7 +100,7 @@ async def test_a_blocker_blocks_the_launch_and_closing_it_unblocks(
 
 
 def signal_time() -> Any:
-    from prodops.events import utcnow
+    from prodops.contract import utcnow
 
     return utcnow() - timedelta(hours=1)
 

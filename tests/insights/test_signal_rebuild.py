@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from insights.rebuild import rebuild
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import auth, create_app, eventually, publish, run_cli, running
 

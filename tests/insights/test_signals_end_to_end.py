@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import orjson
 
-from prodops.events import LaunchReadinessChanged, utcnow
-from prodops.settings import Settings
+from prodops.contract import LaunchReadinessChanged, utcnow
+from prodops.runtime.settings import Settings
 from receiver import webhook_receiver
 from signing import github_delivery, zendesk_delivery
 from support import auth, create_app, emitted, eventually, running

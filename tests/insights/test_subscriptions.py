@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from insights.outbound import EVENT_TYPES
 from insights.outbound_http import UnsafeURLError, check_url, retry_delay
-from prodops.events import AlignmentChanged, LaunchReadinessChanged
-from prodops.settings import Settings
-from prodops.standard_webhooks import SignatureError
+from prodops.contract import AlignmentChanged, LaunchReadinessChanged
+from prodops.runtime.settings import Settings
+from prodops.webhooks.standard import SignatureError
 from receiver import webhook_receiver
 from support import auth, create_app, running
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import create_app, quiesce, running
 
 

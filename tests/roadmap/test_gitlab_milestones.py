@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth, create_app, emitted, quiesce, running
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "gitlab"

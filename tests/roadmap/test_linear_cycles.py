@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from prodops.events import TrackerCycle
-from prodops.settings import Settings
+from prodops.contract import TrackerCycle
+from prodops.runtime.settings import Settings
 from roadmap.webhooks.linear import snapshots
 from support import auth, emitted
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from support import auth, emitted
 
 

@@ -11,8 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import HttpUrl, SecretStr
 
-from prodops.problems import ProblemError
-from prodops.settings import Settings
+from prodops.http.problems import ProblemError
+from prodops.runtime.settings import Settings
 from roadmap.source_access import ApiAccessIn, base_url_of
 from support import auth
 

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 import pytest
 
-from prodops import outbox
-from prodops.db import Connection, Pool, create_pool, workspace_transaction
-from prodops.events import Event
-from prodops.settings import Settings
-from prodops.webhooks import Delivery
+from prodops.contract import Event
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection, Pool, create_pool, workspace_transaction
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import Delivery
 from roadmap import tracker_sql as sql
 from roadmap.tracker import IssueRef, link_issue, normalize_delivery
 from roadmap.tracker_bulk import normalize_many

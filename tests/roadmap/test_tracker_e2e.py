@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 from signing import github_delivery
 from support import auth, create_app, emitted, running
 

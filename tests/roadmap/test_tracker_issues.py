@@ -17,12 +17,12 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
-from prodops.auth import install_auth
-from prodops.db import Pool, create_pool
-from prodops.problems import install_problem_handlers
-from prodops.settings import Settings
-from prodops.sources import sources_router
-from prodops.webhooks import Intake, WebhookEndpoint, webhook_routers
+from prodops.http.auth import install_auth
+from prodops.http.problems import install_problem_handlers
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import Intake, WebhookEndpoint, webhook_routers
+from prodops.webhooks.sources import sources_router
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker import PROVIDERS, merged_fields, normalize_delivery
 from roadmap.tracker_api import router

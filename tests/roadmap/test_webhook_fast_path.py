@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from prodops.intake import Intake
-from prodops.intake_writer import NewDelivery
-from prodops.settings import Settings
-from prodops.telemetry import recording_spans
-from prodops.webhook_fast_path import ROUTE, WebhookFastPath
+from prodops.runtime.settings import Settings
+from prodops.runtime.telemetry import recording_spans
+from prodops.webhooks.fast_path import ROUTE, WebhookFastPath
+from prodops.webhooks.intake import Intake
+from prodops.webhooks.writer import NewDelivery
 from signing import github_delivery
 from support import (
     assert_rate_limited,

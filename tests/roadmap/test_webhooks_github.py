@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from fastapi.responses import JSONResponse
 
-from prodops.webhooks import Identity, InboundWebhook, MalformedWebhookError, SignatureError
+from prodops.webhooks.endpoint import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    SignatureError,
+)
 from roadmap.domain import TrackerIssueSnapshot, item_keys_from_labels
 from roadmap.webhooks.github import PROVIDER, snapshots
 

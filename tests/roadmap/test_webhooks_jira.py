@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from prodops.webhooks import (
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

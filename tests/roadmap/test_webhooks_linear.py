@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from prodops.events import TrackerCycle
-from prodops.webhooks import (
+from prodops.contract import TrackerCycle
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

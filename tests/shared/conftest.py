@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from prodops.db import Pool, create_pool
-from prodops.settings import Settings
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
 from webhook_kit import Mapper, webhook_app
 
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from prodops.auth import (
+from prodops.http.auth import (
     AuthError,
     FeedbackRead,
     FeedbackWrite,
@@ -28,8 +28,8 @@ from prodops.auth import (
     install_auth,
     mint_token,
 )
-from prodops.problems import ProblemError
-from prodops.settings import Settings
+from prodops.http.problems import ProblemError
+from prodops.runtime.settings import Settings
 
 SECRET = "x" * 40
 CHALLENGE = 'Bearer realm="prodops"'

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prodops import body_codec
+from prodops.webhooks import body_codec
 
 
 @given(st.binary(max_size=4096) | st.text(max_size=2048).map(lambda t: (t * 3).encode()))

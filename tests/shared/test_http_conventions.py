@@ -12,17 +12,17 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from prodops.auth import FeedbackWrite, install_auth, mint_token
-from prodops.limits import BodyLimitMiddleware, RateLimitMiddleware
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from prodops.problems import (
+from prodops.http.auth import FeedbackWrite, install_auth, mint_token
+from prodops.http.limits import BodyLimitMiddleware, RateLimitMiddleware
+from prodops.http.pagination import Cursor, Limit, Page, decode_cursor, page_of
+from prodops.http.problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_RESPONSES,
     ProblemError,
     install_problem_handlers,
     require_json,
 )
-from prodops.settings import Settings
+from prodops.runtime.settings import Settings
 
 SETTINGS = Settings(env="test", jwt_secret="x" * 40)
 BODY_LIMIT = 1024

@@ -12,12 +12,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from prodops.auth import FeedbackWrite, install_auth, mint_token
-from prodops.db import Pool, create_pool
-from prodops.idempotency import IN_PROGRESS_LEASE_SECONDS, IdempotencyMiddleware, purge_expired_keys
-from prodops.limits import BodyLimitMiddleware
-from prodops.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
-from prodops.settings import Settings
+from prodops.http.auth import FeedbackWrite, install_auth, mint_token
+from prodops.http.idempotency import (
+    IN_PROGRESS_LEASE_SECONDS,
+    IdempotencyMiddleware,
+    purge_expired_keys,
+)
+from prodops.http.limits import BodyLimitMiddleware
+from prodops.http.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
 
 
 class NoteIn(BaseModel):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from prodops.localinfra import start_postgres
+from prodops_cli.localinfra import start_postgres
 
 
 async def test_a_local_postgres_runs_with_the_server_settings_it_is_given(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A pooled connection comes back clean without asyncpg's reset query (prodops.db)."""
+"""A pooled connection comes back clean without asyncpg's reset query (prodops.runtime.db)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from prodops.db import create_pool, workspace_transaction
-from prodops.settings import Settings
+from prodops.runtime.db import create_pool, workspace_transaction
+from prodops.runtime.settings import Settings
 
 _STATE = """
 SELECT current_user AS role, current_setting('prodops.workspace', true) AS workspace,

@@ -16,9 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from prodops.auth import mint_token
-from prodops.localinfra import free_port
-from prodops.settings import Settings
+from prodops.http.auth import mint_token
+from prodops.runtime.settings import Settings
+from prodops_cli.localinfra import free_port
 
 READY_SECONDS = 60
 
@@ -42,7 +42,7 @@ def insights_with_two_workers(
     port = free_port()
     with (tmp_path / "insights.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "prodops", "serve", "insights", "--port", str(port)],
+            [sys.executable, "-m", "prodops_cli", "serve", "insights", "--port", str(port)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

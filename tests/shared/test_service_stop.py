@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from prodops.service import ServiceSpec, create_service_app
-from prodops.settings import Settings
+from prodops.runtime.app import ServiceSpec, create_service_app
+from prodops.runtime.settings import Settings
 
 
 async def test_a_loop_deaf_to_cancellation_does_not_hold_shutdown(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prodops.standard_webhooks import SignatureError, new_secret, sign, verify
+from prodops.webhooks.standard import SignatureError, new_secret, sign, verify
 
 
 def test_a_signature_verifies_and_any_change_breaks_it() -> None:

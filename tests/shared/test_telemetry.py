@@ -19,9 +19,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from prodops.http_telemetry import NATIVE_TELEMETRY_OFF, instrument_app
-from prodops.settings import Settings
-from prodops.telemetry import (
+from prodops.http.telemetry import NATIVE_TELEMETRY_OFF, instrument_app
+from prodops.runtime.settings import Settings
+from prodops.runtime.telemetry import (
     current_traceparent,
     json_log_handler,
     recording_spans,

@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from prodops import auth
-from prodops.auth import AuthError, Principal, TokenVerifier
-from prodops.settings import Settings
+from prodops.http import auth
+from prodops.http.auth import AuthError, Principal, TokenVerifier
+from prodops.runtime.settings import Settings
 
 SECRET = "v" * 40
 # auth.py accepts a token this long after its exp claim (clock skew between issuer and host).

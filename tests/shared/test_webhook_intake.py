@@ -9,15 +9,15 @@ from typing import Any
 import httpx
 import pytest
 
-from prodops import intake as intake_module
-from prodops import intake_writer
-from prodops.body_cache import BodyCache
-from prodops.db import Pool, create_pool
-from prodops.intake import Intake
-from prodops.intake_writer import NewDelivery
-from prodops.problems import ProblemError
-from prodops.settings import Settings
-from prodops.webhooks import wait_preference
+from prodops.http.problems import ProblemError
+from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.settings import Settings
+from prodops.webhooks import intake as intake_module
+from prodops.webhooks import writer as intake_writer
+from prodops.webhooks.body_cache import BodyCache
+from prodops.webhooks.endpoint import wait_preference
+from prodops.webhooks.intake import Intake
+from prodops.webhooks.writer import NewDelivery
 from support import auth
 from webhook_kit import MAPPED, WAIT, Mapper, register, settled, signed, webhook_app
 

@@ -9,10 +9,10 @@ from uuid import UUID
 import httpx
 from fastapi import FastAPI
 
-from prodops.db import Pool
-from prodops.pagination import encode_cursor
-from prodops.settings import Settings
-from prodops.webhooks import purge_deliveries
+from prodops.http.pagination import encode_cursor
+from prodops.runtime.db import Pool
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import purge_deliveries
 from support import auth
 from webhook_kit import WAIT, Mapper, deliveries, register, settled, signed
 

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from feedback import postgres
-from prodops import outbox
-from prodops.auth import FeedbackRead, FeedbackWrite
-from prodops.db import Connection, request_transaction
-from prodops.events import AccountUpserted, Event, make_event
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, page_of
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
-from prodops.telemetry import current_traceparent
+from prodops.contract import AccountUpserted, Event, make_event
+from prodops.http.auth import FeedbackRead, FeedbackWrite
+from prodops.http.pagination import Cursor, Limit, Page, decode_cursor, page_of
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection, request_transaction
+from prodops.runtime.telemetry import current_traceparent
 
 SERVICE = "feedback"
 MAX_BULK = 1000

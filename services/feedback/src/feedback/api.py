@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from feedback import service
 from feedback.domain import FeedbackFilters, FeedbackInput, FeedbackPatch, FeedbackView
 from feedback.links import router as links_router
-from prodops.auth import FeedbackRead, FeedbackWrite
-from prodops.db import request_transaction
-from prodops.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.auth import FeedbackRead, FeedbackWrite
+from prodops.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.runtime.db import request_transaction
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=PROBLEM_RESPONSES)
 

@@ -8,7 +8,7 @@ from feedback import accounts, imports
 from feedback.api import router
 from feedback.consumers import consumers
 from feedback.tickets import PROVIDERS, normalize_delivery
-from prodops.events import (
+from prodops.contract import (
     AccountUpserted,
     FeedbackDeleted,
     FeedbackLinked,
@@ -17,10 +17,10 @@ from prodops.events import (
     FeedbackUnlinked,
     FeedbackUpdated,
 )
-from prodops.service import ServiceSpec, create_service_app
-from prodops.settings import Settings
-from prodops.sources import sources_router
-from prodops.webhooks import Intake, WebhookEndpoint
+from prodops.runtime.app import ServiceSpec, create_service_app
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import Intake, WebhookEndpoint
+from prodops.webhooks.sources import sources_router
 
 IMPORT_PATH = "/v1/feedback/import"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from feedback import postgres, service
-from prodops.consumer import EventConsumer
-from prodops.db import Connection, Pool
-from prodops.events import Event, ItemDeleted, ItemUpserted
-from prodops.handlers import Handler
-from prodops.settings import Settings
+from prodops.contract import Event, ItemDeleted, ItemUpserted
+from prodops.messaging.consumer import EventConsumer
+from prodops.messaging.handlers import Handler
+from prodops.runtime.db import Connection, Pool
+from prodops.runtime.settings import Settings
 
 CONSUMER = "feedback-items"
 LIVE, DELETED = False, True  # the item_key.deleted flag

@@ -12,7 +12,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prodops.events import (
+from prodops.contract import (
     Customer,
     EventData,
     FeedbackLinked,

@@ -21,12 +21,12 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from feedback import postgres, service
 from feedback.domain import FeedbackInput, roadmap_keys
 from feedback.service import state_of
-from prodops import outbox
-from prodops.auth import FeedbackWrite
-from prodops.db import Connection, Pool, workspace_transaction
-from prodops.events import Event, FeedbackReceived, make_event, new_id, utcnow
-from prodops.problems import PROBLEM_RESPONSES, ProblemError
-from prodops.telemetry import current_traceparent
+from prodops.contract import Event, FeedbackReceived, make_event, new_id, utcnow
+from prodops.http.auth import FeedbackWrite
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection, Pool, workspace_transaction
+from prodops.runtime.telemetry import current_traceparent
 
 MEDIA_TYPES = frozenset({"application/x-ndjson", "application/ndjson"})
 # A line holds one item, so it may be as large as one POST /v1/feedback body may be.

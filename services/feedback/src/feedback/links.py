@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedback import service
 from feedback.domain import ITEM_KEY_PATTERN, FeedbackView, Link
-from prodops.auth import FeedbackWrite
-from prodops.db import request_transaction
-from prodops.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.auth import FeedbackWrite
+from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.runtime.db import request_transaction
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
 

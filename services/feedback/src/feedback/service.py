@@ -31,9 +31,7 @@ from feedback.domain import (
     snapshot_fields,
     state_event,
 )
-from prodops import outbox
-from prodops.db import Connection
-from prodops.events import (
+from prodops.contract import (
     Customer,
     EventData,
     FeedbackDeleted,
@@ -45,8 +43,10 @@ from prodops.events import (
     new_id,
     utcnow,
 )
-from prodops.problems import ProblemError
-from prodops.telemetry import current_traceparent
+from prodops.http.problems import ProblemError
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection
+from prodops.runtime.telemetry import current_traceparent
 
 SERVICE = "feedback"
 

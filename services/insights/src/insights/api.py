@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from insights import facts_sql
-from prodops.auth import InsightsRead
-from prodops.db import request_transaction
-from prodops.problems import PROBLEM_RESPONSES
+from prodops.http.auth import InsightsRead
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.runtime.db import request_transaction
 
 router = APIRouter(prefix="/v1", tags=["insights"], responses=PROBLEM_RESPONSES)
 

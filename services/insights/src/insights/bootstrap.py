@@ -11,11 +11,11 @@ from insights import api, policies_api, signals_api, subscriptions
 from insights.engine import CONSUMER, SignalEngine
 from insights.outbound import OutboundDispatcher
 from insights.tick import tick_forever
-from prodops.consumer import EventConsumer
-from prodops.db import Pool
-from prodops.events import AlignmentChanged, LaunchReadinessChanged
-from prodops.service import ServiceSpec, create_service_app
-from prodops.settings import Settings
+from prodops.contract import AlignmentChanged, LaunchReadinessChanged
+from prodops.messaging.consumer import EventConsumer
+from prodops.runtime.app import ServiceSpec, create_service_app
+from prodops.runtime.db import Pool
+from prodops.runtime.settings import Settings
 
 
 def consumers(pool: Pool, settings: Settings) -> Sequence[EventConsumer]:

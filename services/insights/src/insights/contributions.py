@@ -16,7 +16,7 @@ from uuid import UUID
 from insights import domain
 from insights.facts import COMMITTED
 from insights.policies import FeedbackWeightPolicy
-from prodops.db import Connection
+from prodops.runtime.db import Connection
 
 Key = tuple[str, str, str]  # metric, target, sub
 # Metrics whose target is a scope: '' (the workspace) or a product area.

@@ -24,10 +24,10 @@ from insights.facts import AGGREGATES, Touch, apply_fact
 from insights.facts_bulk import ISSUE_TYPES, apply_issues
 from insights.launch_signals import refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from prodops.db import Connection
-from prodops.events import Event, utcnow
-from prodops.handlers import BulkHandler, Consumed, Handler
-from prodops.telemetry import current_traceparent, span_from_traceparent
+from prodops.contract import Event, utcnow
+from prodops.messaging.handlers import BulkHandler, Consumed, Handler
+from prodops.runtime.db import Connection
+from prodops.runtime.telemetry import current_traceparent, span_from_traceparent
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from insights import facts_sql as sql
-from prodops.db import Connection
-from prodops.events import (
+from prodops.contract import (
     AccountUpserted,
     Deleted,
     Event,
@@ -27,6 +26,7 @@ from prodops.events import (
     TrackerIssueDeleted,
     TrackerIssueUpserted,
 )
+from prodops.runtime.db import Connection
 
 COMMITTED = frozenset({"planned", "in_progress"})
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from insights import facts_sql as sql
 from insights.facts import AGGREGATES, Touch, issue_row
-from prodops.db import Connection
-from prodops.events import Event, TrackerIssueDeleted, TrackerIssueUpserted
+from prodops.contract import Event, TrackerIssueDeleted, TrackerIssueUpserted
+from prodops.runtime.db import Connection
 
 ISSUE_TYPES = frozenset({TrackerIssueUpserted.TYPE, TrackerIssueDeleted.TYPE})
 _AGGREGATE = AGGREGATES[TrackerIssueUpserted.TYPE]

@@ -30,8 +30,8 @@ from insights.readiness import (
     severity_order,
 )
 from insights.signals import Context, emit, history
-from prodops.db import Connection
-from prodops.events import Change, LaunchReadinessChanged
+from prodops.contract import Change, LaunchReadinessChanged
+from prodops.runtime.db import Connection
 
 Found = dict[str, tuple[str, domain.LaunchFacts]]  # key -> name, readiness facts
 

@@ -25,11 +25,11 @@ from insights.outbound_http import (
     retry_delay,
     send_webhook,
 )
-from prodops.db import Connection, Pool
-from prodops.events import Event, new_id
-from prodops.settings import Settings
-from prodops.sources import SecretBox
-from prodops.wakeup import notified, woken_or_timed_out
+from prodops.contract import Event, new_id
+from prodops.messaging.wakeup import notified, woken_or_timed_out
+from prodops.runtime.db import Connection, Pool
+from prodops.runtime.settings import Settings
+from prodops.webhooks.sources import SecretBox
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from uuid import UUID
 import httpx
 
 from prodops import __version__
-from prodops.events import utcnow
-from prodops.settings import Settings
-from prodops.standard_webhooks import sign
+from prodops.contract import utcnow
+from prodops.runtime.settings import Settings
+from prodops.webhooks.standard import sign
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

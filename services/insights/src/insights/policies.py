@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from prodops.events import TrackerPriority
+from prodops.contract import TrackerPriority
 
 MAX_DAYS = 3650
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

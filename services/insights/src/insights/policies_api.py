@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from insights.engine import lock_workspaces, refresh_all
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from prodops.auth import Admin, InsightsRead
-from prodops.db import Connection, request_transaction
-from prodops.events import utcnow
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
+from prodops.contract import utcnow
+from prodops.http.auth import Admin, InsightsRead
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
+from prodops.runtime.db import Connection, request_transaction
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=PROBLEM_RESPONSES)
 

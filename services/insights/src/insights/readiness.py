@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any, Literal
 
 from insights.policies import ReadinessPolicy
-from prodops.events import Reason, TrackerPriority
+from prodops.contract import Reason, TrackerPriority
 
 # The most ids a reason names as evidence.
 MAX_EVIDENCE = 50

@@ -7,7 +7,7 @@ from typing import Any
 
 from insights.policies import ReadinessPolicy
 from insights.readiness import MAX_EVIDENCE, Findings, LaunchFacts, LinkedIssue
-from prodops.events import Reason
+from prodops.contract import Reason
 
 # Most serious first, so a client showing one reason shows the one that decided the status.
 REASON_ORDER = (

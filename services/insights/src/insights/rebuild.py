@@ -33,9 +33,9 @@ from insights.engine import CONSUMER
 from insights.facts import Touch
 from insights.rebuild_events import clear, rebuild_event_by_event
 from insights.replay import Applied, Rebuilt, Replay, Row, WorkspaceFacts
-from prodops.db import Connection, Pool, create_pool
-from prodops.events import utcnow
-from prodops.settings import Settings
+from prodops.contract import utcnow
+from prodops.runtime.db import Connection, Pool, create_pool
+from prodops.runtime.settings import Settings
 
 __all__ = ["Rebuilt", "rebuild"]
 

@@ -16,10 +16,10 @@ from insights import rebuild_sql as sql
 from insights.engine import CONSUMER, SignalEngine
 from insights.facts import AGGREGATES
 from insights.replay import Rebuilt
-from prodops import inbox
-from prodops.db import Connection, Pool
-from prodops.events import Event
-from prodops.settings import Settings
+from prodops.contract import Event
+from prodops.messaging import inbox
+from prodops.runtime.db import Connection, Pool
+from prodops.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from uuid import UUID
 import orjson
 
 from insights.facts import AGGREGATES, account_key
-from prodops.events import (
+from prodops.contract import (
     CATALOGUE,
     AccountUpserted,
     Deleted,

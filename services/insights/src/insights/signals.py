@@ -13,9 +13,7 @@ from insights import domain, outbound
 from insights import signals_sql as sql
 from insights.contributions import SCOPE_METRICS
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from prodops import outbox
-from prodops.db import Connection
-from prodops.events import (
+from prodops.contract import (
     AlignmentChanged,
     Change,
     EventData,
@@ -23,7 +21,9 @@ from prodops.events import (
     make_event,
     new_id,
 )
-from prodops.telemetry import current_traceparent
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection
+from prodops.runtime.telemetry import current_traceparent
 
 
 @dataclass(frozen=True)

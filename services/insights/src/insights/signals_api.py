@@ -13,10 +13,9 @@ from starlette.applications import Starlette
 from insights import api_sql as sql
 from insights.domain import decay_to
 from insights.engine import load_policies
-from prodops.auth import InsightsRead, Principal
-from prodops.db import request_transaction
-from prodops.events import Reason, utcnow
-from prodops.pagination import (
+from prodops.contract import Reason, utcnow
+from prodops.http.auth import InsightsRead, Principal
+from prodops.http.pagination import (
     Cursor,
     Limit,
     Page,
@@ -25,9 +24,10 @@ from prodops.pagination import (
     time_id_after,
     time_id_key,
 )
-from prodops.problems import PROBLEM_RESPONSES, ProblemError
-from prodops.read_fast_path import HotRead
-from prodops.settings import Settings
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.http.read_fast_path import HotRead
+from prodops.runtime.db import request_transaction
+from prodops.runtime.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["signals"], responses=PROBLEM_RESPONSES)
 

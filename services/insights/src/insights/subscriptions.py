@@ -23,14 +23,14 @@ from insights.outbound_http import (
     http_client,
     send_webhook,
 )
-from prodops.auth import Admin, Principal
-from prodops.db import Connection, request_transaction
-from prodops.events import Event, new_id, utcnow
-from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
-from prodops.settings import Settings
-from prodops.sources import SecretBox
-from prodops.standard_webhooks import new_secret
+from prodops.contract import Event, new_id, utcnow
+from prodops.http.auth import Admin, Principal
+from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.runtime.db import Connection, request_transaction
+from prodops.runtime.settings import Settings
+from prodops.webhooks.sources import SecretBox
+from prodops.webhooks.standard import new_secret
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], responses=PROBLEM_RESPONSES)
 _JSON = [Depends(require_json)]

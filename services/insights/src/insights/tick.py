@@ -9,9 +9,9 @@ from uuid import UUID
 
 from insights.engine import lock_workspaces, refresh
 from insights.facts import Touch
-from prodops.db import Connection, Pool
-from prodops.events import utcnow
-from prodops.settings import Settings
+from prodops.contract import utcnow
+from prodops.runtime.db import Connection, Pool
+from prodops.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

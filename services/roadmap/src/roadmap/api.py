@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from prodops.auth import Admin, RoadmapRead
-from prodops.db import request_transaction
-from prodops.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.auth import Admin, RoadmapRead
+from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.runtime.db import request_transaction
 from roadmap import launch_service, service
 from roadmap.domain import ChecklistTemplate, ItemKeyPrefix
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from prodops.events import (
+from prodops.contract import (
     EventData,
     ItemDeleted,
     ItemUpserted,
@@ -15,10 +15,10 @@ from prodops.events import (
     TrackerIssueDeleted,
     TrackerIssueUpserted,
 )
-from prodops.service import ServiceSpec, create_service_app
-from prodops.settings import Settings
-from prodops.sources import sources_router
-from prodops.webhooks import Intake, WebhookEndpoint
+from prodops.runtime.app import ServiceSpec, create_service_app
+from prodops.runtime.settings import Settings
+from prodops.webhooks.endpoint import Intake, WebhookEndpoint
+from prodops.webhooks.sources import sources_router
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
 from roadmap.tracker import PROVIDERS, delivery_normalizer

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prodops.events import (
+from prodops.contract import (
     ChecklistEntry,
     ItemUpserted,
     LaunchUpserted,

@@ -24,9 +24,9 @@ from uuid import UUID
 
 import httpx
 
-from prodops.db import Connection
-from prodops.settings import Settings
-from prodops.sources import SecretBox
+from prodops.runtime.db import Connection
+from prodops.runtime.settings import Settings
+from prodops.webhooks.sources import SecretBox
 from roadmap import tracker_sql as sql
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.webhooks.gitlab import MilestoneRef, milestone_ref

@@ -9,10 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from prodops.auth import RoadmapRead, RoadmapWrite
-from prodops.db import request_transaction
-from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.auth import RoadmapRead, RoadmapWrite
+from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.runtime.db import request_transaction
 from roadmap import service
 from roadmap.domain import Item, ItemFilters, ItemInput, ItemPatch, StatusChange
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from prodops.db import Connection
-from prodops.events import ChecklistEntry, LaunchDeleted, new_id
+from prodops.contract import ChecklistEntry, LaunchDeleted, new_id
+from prodops.runtime.db import Connection
 from roadmap import postgres, tracker_sql
 from roadmap.domain import (
     ChecklistEntryPatch,

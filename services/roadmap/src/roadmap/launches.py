@@ -9,11 +9,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from prodops.auth import RoadmapRead, RoadmapWrite
-from prodops.db import request_transaction
-from prodops.events import new_id
-from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.problems import PROBLEM_RESPONSES, require_json
+from prodops.contract import new_id
+from prodops.http.auth import RoadmapRead, RoadmapWrite
+from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.runtime.db import request_transaction
 from roadmap import launch_service as service
 from roadmap.domain import (
     Checklist,

@@ -12,9 +12,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from prodops import outbox
-from prodops.db import Connection
-from prodops.events import (
+from prodops.contract import (
     EventData,
     ItemDeleted,
     ObjectiveDeleted,
@@ -22,8 +20,10 @@ from prodops.events import (
     make_event,
     new_id,
 )
-from prodops.problems import ProblemError
-from prodops.telemetry import current_traceparent
+from prodops.http.problems import ProblemError
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection
+from prodops.runtime.telemetry import current_traceparent
 from roadmap import postgres, tracker_sql
 from roadmap.domain import (
     DeliveryRollup,

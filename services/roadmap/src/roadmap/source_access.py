@@ -13,11 +13,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
-from prodops.auth import Admin
-from prodops.db import Connection, request_transaction
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
-from prodops.settings import Settings
-from prodops.sources import SecretBox
+from prodops.http.auth import Admin
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.runtime.db import Connection, request_transaction
+from prodops.runtime.settings import Settings
+from prodops.webhooks.sources import SecretBox
 from roadmap import tracker_sql as sql
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)

@@ -20,9 +20,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from prodops import outbox
-from prodops.db import Connection
-from prodops.events import (
+from prodops.contract import (
     EventData,
     TrackerIssueDeleted,
     TrackerIssueUpserted,
@@ -30,8 +28,10 @@ from prodops.events import (
     new_id,
     utcnow,
 )
-from prodops.telemetry import current_traceparent
-from prodops.webhooks import Delivery, Normalizer, Provider
+from prodops.messaging import outbox
+from prodops.runtime.db import Connection
+from prodops.runtime.telemetry import current_traceparent
+from prodops.webhooks.endpoint import Delivery, Normalizer, Provider
 from roadmap import tracker_sql as sql
 from roadmap.domain import TrackerIssueSnapshot, TrackerName, item_keys_from_labels
 from roadmap.gitlab_milestones import MilestoneTitles

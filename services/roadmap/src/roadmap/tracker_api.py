@@ -7,10 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from prodops.auth import Principal, RoadmapRead, RoadmapWrite
-from prodops.db import request_transaction
-from prodops.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.auth import Principal, RoadmapRead, RoadmapWrite
+from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.runtime.db import request_transaction
 from roadmap import tracker
 from roadmap.domain import KEY_PATTERN
 from roadmap.tracker import IssueRef, LinkTarget, TrackerIssue, TrackerIssueFilters

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from prodops.db import Connection
-from prodops.events import new_id
-from prodops.intake import ManyNormalizer
-from prodops.webhooks import Delivery
+from prodops.contract import new_id
+from prodops.runtime.db import Connection
+from prodops.webhooks.endpoint import Delivery
+from prodops.webhooks.intake import ManyNormalizer
 from roadmap import tracker_sql as sql
 from roadmap.domain import TrackerIssueSnapshot
 from roadmap.gitlab_milestones import MilestoneTitles

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from prodops.db import Connection
+from prodops.runtime.db import Connection
 from roadmap import tracker_sql as sql
 
 # (target, key) -> by: "convention" (labels, milestones, …) or "api" (explicit, which wins).

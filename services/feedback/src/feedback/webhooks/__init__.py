@@ -1,6 +1,7 @@
 """Support-desk webhooks: one module per vendor, each with a `PROVIDER` and a `snapshot()`.
 
-`PROVIDER` implements `prodops.webhooks.Provider` (verify as the vendor signs, identify the
+`PROVIDER` implements `prodops.webhooks.endpoint.Provider`
+(verify as the vendor signs, identify the
 delivery, answer the setup handshake); `snapshot(event_type, payload)` maps one delivery to a
 `TicketSnapshot`, or None for an event type feedback does not act on (stored as `ignored`).
 """

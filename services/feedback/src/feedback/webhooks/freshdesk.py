@@ -26,8 +26,8 @@ from typing import Any, Literal
 from fastapi.responses import Response
 
 from feedback.domain import TicketSnapshot, normalise_tags
-from prodops.events import Customer, Priority
-from prodops.webhooks import (
+from prodops.contract import Customer, Priority
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     SignatureError,

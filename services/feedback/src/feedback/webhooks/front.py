@@ -20,8 +20,8 @@ from fastapi.responses import PlainTextResponse, Response
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks import vendor_tags
-from prodops.events import Customer
-from prodops.webhooks import (
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

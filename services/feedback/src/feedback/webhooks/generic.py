@@ -35,8 +35,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from feedback.domain import TicketSnapshot, normalise_tags
-from prodops import standard_webhooks
-from prodops.webhooks import (
+from prodops.webhooks import standard as standard_webhooks
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse, Response
 
 from feedback.domain import TicketSnapshot, normalise_tags
-from prodops.events import Customer
-from prodops.webhooks import (
+from prodops.contract import Customer
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

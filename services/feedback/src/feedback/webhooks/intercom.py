@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse, Response
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks import vendor_tags
-from prodops.events import Customer, Priority
-from prodops.webhooks import (
+from prodops.contract import Customer, Priority
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

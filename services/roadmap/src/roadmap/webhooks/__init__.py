@@ -1,6 +1,7 @@
 """Issue-tracker webhooks: one module per tracker, each with a `PROVIDER` and `snapshots()`.
 
-`PROVIDER` implements `prodops.webhooks.Provider` (verify as the tracker signs, identify the
+`PROVIDER` implements `prodops.webhooks.endpoint.Provider`
+(verify as the tracker signs, identify the
 delivery, answer the setup handshake); `snapshots(event_type, payload)` maps one delivery to the
 `TrackerIssueSnapshot`s it describes (empty for an event roadmap does not act on: `ignored`).
 """

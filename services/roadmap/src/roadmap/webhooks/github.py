@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 from fastapi.responses import JSONResponse, Response
 
-from prodops.webhooks import (
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

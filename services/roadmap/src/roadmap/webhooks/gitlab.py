@@ -26,9 +26,9 @@ from typing import Any, Literal, TypeGuard
 
 from fastapi.responses import Response
 
-from prodops import standard_webhooks
-from prodops.events import TrackerPriority
-from prodops.webhooks import (
+from prodops.contract import TrackerPriority
+from prodops.webhooks import standard as standard_webhooks
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from fastapi.responses import Response
 
-from prodops.webhooks import (
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from fastapi.responses import Response
 
-from prodops.events import TrackerCycle, TrackerPriority
-from prodops.webhooks import (
+from prodops.contract import TrackerCycle, TrackerPriority
+from prodops.webhooks.endpoint import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,

@@ -1,0 +1,1 @@
+"""HTTP conventions: problem details, auth, pagination, limits, idempotency, fast paths."""

@@ -1,0 +1,1 @@
+"""Messaging: the transactional outbox, the idempotent inbox, consumers, the broker, wake-ups."""

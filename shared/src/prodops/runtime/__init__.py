@@ -1,0 +1,1 @@
+"""The runtime every service shares: settings, database, migrations, telemetry, the app factory."""

@@ -1,0 +1,1 @@
+"""Inbound webhooks: the endpoint, group-commit intake, sources, Standard Webhooks signatures."""
