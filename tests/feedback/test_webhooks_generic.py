@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook
 
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.generic import PROVIDER, snapshot
@@ -42,10 +41,8 @@ BODY = json.dumps({"type": "ticket.upserted", "data": DATA}).encode()
 
 
 def _signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    # As a sender signs: v1,base64 HMAC-SHA256 of "id.timestamp.body", keyed with the whsec_ bytes.
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    # As a sender signs, with the reference package: v1,base64 HMAC-SHA256 of "id.timestamp.body".
+    return Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, UTC), body)
 
 
 def _webhook(

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from hypothesis import strategies as st
+from standardwebhooks import Webhook
 
 from feedback.webhooks import freshdesk, front, generic, helpscout, intercom, zendesk
 from roadmap.webhooks import github, gitlab, jira, linear
@@ -53,14 +54,13 @@ def _front(secret: str, body: bytes, now: float) -> dict[str, str]:
 
 
 def standard_webhooks(secret: str, body: bytes, now: float, message_id: str) -> dict[str, str]:
-    """Standard Webhooks headers: `v1,` base64 HMAC-SHA256 of `id.timestamp.body`."""
-    key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
-    stamp = str(int(now))
-    signed = f"{message_id}.{stamp}.".encode() + body
+    """Standard Webhooks headers, as a sender signs them with the reference package."""
+    sender = Webhook(secret if secret.startswith("whsec_") else secret.encode())
+    sent_at = datetime.fromtimestamp(int(now), tz=UTC)
     return {
         "webhook-id": message_id,
-        "webhook-timestamp": stamp,
-        "webhook-signature": "v1," + _b64(_hmac(key, signed, "sha256")),
+        "webhook-timestamp": str(int(now)),
+        "webhook-signature": sender.sign(message_id, sent_at, body),
     }
 
 

@@ -48,7 +48,7 @@ _STAMPS = ("userUpdatedAt", "updatedAt", "userModifiedAt", "modifiedAt")
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-HelpScout-Signature` Help Scout sends for `body`."""
-    # The key is the secret's own bytes (not secret_key()): Help Scout never decodes a whsec_.
+    # The key is the secret's own bytes (not a whsec_ decoded): Help Scout never decodes one.
     digest = hmac.new(secret.encode(), body, hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
