@@ -11,23 +11,20 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from cachetools import FIFOCache
+
 
 class BodyCache:
     """Bodies by delivery id; past `limit` bytes, the oldest are dropped first."""
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._bodies: dict[UUID, bytes] = {}  # in the order they were put
-        self._size = 0
+        self._bodies: FIFOCache[UUID, bytes] = FIFOCache(limit, getsizeof=len)
 
     def put(self, key: UUID, body: bytes) -> None:
         """Keep `body` for `key` (bodies never change, so a second put keeps the first)."""
-        if key in self._bodies or len(body) > self._limit:
-            return
-        self._bodies[key] = body
-        self._size += len(body)
-        while self._size > self._limit:
-            self._size -= len(self._bodies.pop(next(iter(self._bodies))))
+        # FIFOCache refuses, with ValueError, a value larger than the whole cache.
+        if key not in self._bodies and len(body) <= self._bodies.maxsize:
+            self._bodies[key] = body
 
     def get(self, key: UUID) -> bytes | None:
         """The body kept for `key`; None when there is none."""
@@ -35,12 +32,9 @@ class BodyCache:
 
     def take(self, key: UUID) -> bytes | None:
         """The body kept for `key`, forgotten here; None when there is none."""
-        body = self._bodies.pop(key, None)
-        if body is not None:
-            self._size -= len(body)
-        return body
+        return self._bodies.pop(key, None)
 
     @property
     def size(self) -> int:
         """Bytes held."""
-        return self._size
+        return int(self._bodies.currsize)
