@@ -24,12 +24,14 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
+from feedback.domain import Feedback, TicketSnapshot
+from feedback.service import upsert_from_source
 from insights.engine import CONSUMER
 from prodops.contract import Event, ItemUpserted, new_id, utcnow
 from prodops.http.auth import SCOPES, mint_token
 from prodops.messaging.consumer import EventConsumer
 from prodops.messaging.handlers import BulkHandler, Consumed, Handler
-from prodops.runtime.db import Connection
+from prodops.runtime.db import Connection, workspace_transaction
 from prodops.runtime.settings import Settings
 
 T = TypeVar("T")
@@ -227,15 +229,22 @@ class Jira:
         assert answer.json()["status"] == "processed"
 
 
-async def register_jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
-    """Register a Jira source in the workspace and return a sender for it."""
+async def register_source(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, provider: str, name: str
+) -> Any:
+    """Register a webhook source in the workspace: its id, URL and (this once) its secret."""
     answer = await client.post(
         "/v1/sources",
         headers=auth(settings, workspace, "admin"),
-        json={"provider": "jira", "name": "Jira"},
+        json={"provider": provider, "name": name},
     )
     assert answer.status_code == 201, answer.text
-    return Jira(client, answer.json())
+    return answer.json()
+
+
+async def register_jira(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Jira:
+    """Register a Jira source in the workspace and return a sender for it."""
+    return Jira(client, await register_source(client, settings, workspace, "jira", "Jira"))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -290,3 +299,17 @@ def assert_server_span(
     assert span.attributes is not None
     assert span.attributes["http.status_code"] == status
     assert span.attributes["http.route"] == route
+
+
+async def apply_ticket(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -> Feedback:
+    """A support-desk snapshot applied as the webhook normaliser applies it (the app's role)."""
+    snapshot = TicketSnapshot(**fields)
+    role = app.state.settings.app_role
+    async with workspace_transaction(app.state.pool, workspace, role=role) as conn:
+        return await upsert_from_source(
+            conn=conn,
+            workspace=workspace,
+            source_id=source_id,
+            provider="zendesk",
+            snapshot=snapshot,
+        )

@@ -31,7 +31,7 @@ from prodops.webhooks.endpoint import (
     webhook_routers,
 )
 from prodops.webhooks.sources import sources_router
-from support import auth
+from support import register_source
 
 
 class Signed:
@@ -123,13 +123,9 @@ async def intake_running(intake: Intake, pool: Pool, settings: Settings) -> Asyn
 
 
 async def register(client: httpx.AsyncClient, settings: Settings, workspace: str) -> dict[str, Any]:
-    answer = await client.post(
-        "/v1/sources",
-        headers=auth(settings, workspace, "admin"),
-        json={"provider": "signed", "name": "Support desk"},
+    source: dict[str, Any] = await register_source(
+        client, settings, workspace, "signed", "Support desk"
     )
-    assert answer.status_code == 201, answer.text
-    source: dict[str, Any] = answer.json()
     return source
 
 

@@ -13,13 +13,10 @@ import pytest
 from fastapi import FastAPI
 
 from feedback import consumers
-from feedback.domain import TicketSnapshot
-from feedback.service import upsert_from_source
 from prodops.contract import Event, ItemDeleted, ItemUpserted, make_event, new_id, utcnow
 from prodops.messaging.consumer import EventConsumer
-from prodops.runtime.db import workspace_transaction
 from prodops.runtime.settings import Settings
-from support import auth, create_app, emitted, eventually, publish, quiesce, running
+from support import apply_ticket, auth, create_app, emitted, eventually, publish, quiesce, running
 
 
 @pytest.fixture
@@ -65,17 +62,7 @@ async def projected(settings: Settings, workspace: str, key: str) -> int:
 
 async def ticket(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -> Any:
     """A support-desk snapshot applied as the webhook normaliser applies it."""
-    snapshot = TicketSnapshot(external_id="4711", **fields)
-    async with workspace_transaction(
-        app.state.pool, workspace, role=app.state.settings.app_role
-    ) as conn:
-        return await upsert_from_source(
-            conn=conn,
-            workspace=workspace,
-            source_id=source_id,
-            provider="zendesk",
-            snapshot=snapshot,
-        )
+    return await apply_ticket(app, workspace, source_id, external_id="4711", **fields)
 
 
 async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(

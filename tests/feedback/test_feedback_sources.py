@@ -10,12 +10,10 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi import FastAPI
 
-from feedback.domain import Feedback, TicketSnapshot
-from feedback.service import upsert_from_source
+from feedback.domain import Feedback
 from prodops.contract import Customer
-from prodops.runtime.db import workspace_transaction
 from prodops.runtime.settings import Settings
-from support import create_app, emitted, quiesce, running
+from support import apply_ticket, create_app, emitted, quiesce, running
 
 
 @pytest.fixture
@@ -28,16 +26,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 async def apply(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -> Feedback:
     """Apply a snapshot in a workspace transaction as the application role, as webhooks do."""
-    snapshot = TicketSnapshot(**{"external_id": "T-100", **fields})
-    role = app.state.settings.app_role
-    async with workspace_transaction(app.state.pool, workspace, role=role) as conn:
-        return await upsert_from_source(
-            conn=conn,
-            workspace=workspace,
-            source_id=source_id,
-            provider="zendesk",
-            snapshot=snapshot,
-        )
+    return await apply_ticket(app, workspace, source_id, **{"external_id": "T-100", **fields})
 
 
 async def test_a_new_ticket_becomes_a_feedback_item_and_is_received(

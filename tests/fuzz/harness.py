@@ -13,10 +13,24 @@ from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 
 T = TypeVar("T")
 # Generous: one request takes milliseconds; this only keeps a hung request from hanging the suite.
 REQUEST_TIMEOUT_SECONDS = 30
+
+
+def fuzz_settings(examples: int) -> hypothesis_settings:
+    """Reproducible runs of `examples` cases: a fixed seed, no example database, no deadline."""
+    return hypothesis_settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 @dataclass(frozen=True)

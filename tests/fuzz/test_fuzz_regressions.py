@@ -18,7 +18,7 @@ from feedback.webhooks import front, generic
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import InboundWebhook, SignatureError
 from roadmap.webhooks import gitlab, linear
-from support import auth, create_app, running
+from support import auth, create_app, register_source, running
 
 HUGE = "9" * 400
 
@@ -30,13 +30,7 @@ async def feedback(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _zendesk_source(client: httpx.AsyncClient, settings: Settings, workspace: str) -> Any:
-    answer = await client.post(
-        "/v1/sources",
-        headers=auth(settings, workspace, "admin"),
-        json={"provider": "zendesk", "name": "Support"},
-    )
-    assert answer.status_code == 201, answer.text
-    return answer.json()
+    return await register_source(client, settings, workspace, "zendesk", "Support")
 
 
 def _zendesk_headers(secret: str, body: bytes) -> dict[str, str]:

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, Case, GenerationMode
@@ -33,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from fuzz.harness import Service
+from fuzz.harness import Service, fuzz_settings
 from prodops.runtime.settings import Settings
 from support import auth
 
@@ -95,14 +94,7 @@ def _conforms(
     """Fuzz one operation in one mode; raises what schemathesis or Hypothesis found."""
     checks = CHECKS
 
-    @hypothesis_settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(EXAMPLES)
     @given(case=_cases(operation, mode, known))
     def conforms(case: Case[Any]) -> None:
         response = service.send(**_request(case, headers))

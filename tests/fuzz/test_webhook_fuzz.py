@@ -17,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, Phase, example, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from feedback.tickets import PROVIDERS as FEEDBACK_PROVIDERS
-from fuzz.harness import Service
+from fuzz.harness import Service, fuzz_settings
 from fuzz.vendors import SERVICES, SIGNERS, VENDORS, Vendor, json_values
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import (
@@ -40,14 +39,7 @@ PROVIDERS: dict[str, Provider] = {**FEEDBACK_PROVIDERS, **ROADMAP_PROVIDERS}
 # The apps' own threads draw from `random` while Hypothesis generates, which it flags.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 CASES = [(service, name) for service, names in SERVICES.items() for name in names]
-FUZZ_SETTINGS = hypothesis_settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ_SETTINGS = fuzz_settings(EXAMPLES)
 
 # Header values as a server passes them on: latin-1 text, no control characters, trimmed.
 header_values = st.text(

@@ -1,5 +1,6 @@
-"""Fixtures of the webhook-kit tests (test_webhook_pipeline, test_webhook_intake): an app of just
-the webhook pipeline on the feedback schema, with a normaliser the test controls."""
+"""Fixtures of the shared-library tests: a pool on the feedback schema and, for the webhook-kit
+tests (test_webhook_pipeline, test_webhook_intake), an app of just the webhook pipeline on it,
+with a normaliser the test controls."""
 
 from __future__ import annotations
 

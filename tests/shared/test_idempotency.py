@@ -20,7 +20,7 @@ from prodops.http.idempotency import (
 )
 from prodops.http.limits import BodyLimitMiddleware
 from prodops.http.problems import PROBLEM_MEDIA_TYPE, ProblemError, install_problem_handlers
-from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.db import Pool
 from prodops.runtime.settings import Settings
 
 
@@ -69,13 +69,6 @@ def build_app(settings: Settings, pool: Pool, calls: Counter[str], gate: Gate) -
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit_bytes)
     return app
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await create_pool(settings, schema="feedback")
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -8,15 +8,7 @@ from feedback import accounts, imports
 from feedback.api import router
 from feedback.consumers import consumers
 from feedback.tickets import PROVIDERS, normalize_delivery
-from prodops.contract import (
-    AccountUpserted,
-    FeedbackDeleted,
-    FeedbackLinked,
-    FeedbackMerged,
-    FeedbackReceived,
-    FeedbackUnlinked,
-    FeedbackUpdated,
-)
+from prodops.contract import EMITTED_BY
 from prodops.runtime.app import ServiceSpec, create_service_app
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import Intake, WebhookEndpoint
@@ -40,15 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
             accounts.router,
             sources_router(providers=PROVIDERS),
         ],
-        emits=[
-            FeedbackReceived,
-            FeedbackUpdated,
-            FeedbackLinked,
-            FeedbackUnlinked,
-            FeedbackMerged,
-            FeedbackDeleted,
-            AccountUpserted,
-        ],
+        emits=EMITTED_BY["feedback"],
         consumers=consumers,
         # NDJSON imports stream far past the JSON body limit; the route bounds each line itself.
         unlimited_body_paths=[IMPORT_PATH],

@@ -36,6 +36,9 @@ from prodops.contract.catalogue import (
     CATALOGUE as CATALOGUE,
 )
 from prodops.contract.catalogue import (
+    EMITTED_BY as EMITTED_BY,
+)
+from prodops.contract.catalogue import (
     AccountUpserted as AccountUpserted,
 )
 from prodops.contract.catalogue import (

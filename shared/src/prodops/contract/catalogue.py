@@ -299,9 +299,9 @@ class AlignmentChanged(EventData):
         return self.area or "workspace"
 
 
-CATALOGUE: dict[str, type[EventData]] = {
-    model.TYPE: model
-    for model in (
+# What each service emits (the design's table of services); each service's app declares its own.
+EMITTED_BY: dict[str, tuple[type[EventData], ...]] = {
+    "feedback": (
         FeedbackReceived,
         FeedbackUpdated,
         FeedbackLinked,
@@ -309,6 +309,8 @@ CATALOGUE: dict[str, type[EventData]] = {
         FeedbackMerged,
         FeedbackDeleted,
         AccountUpserted,
+    ),
+    "roadmap": (
         ObjectiveUpserted,
         ObjectiveDeleted,
         ItemUpserted,
@@ -317,7 +319,9 @@ CATALOGUE: dict[str, type[EventData]] = {
         LaunchDeleted,
         TrackerIssueUpserted,
         TrackerIssueDeleted,
-        LaunchReadinessChanged,
-        AlignmentChanged,
-    )
+    ),
+    "insights": (LaunchReadinessChanged, AlignmentChanged),
+}
+CATALOGUE: dict[str, type[EventData]] = {
+    model.TYPE: model for models in EMITTED_BY.values() for model in models
 }

@@ -8,11 +8,14 @@ delivery, answer the setup handshake); `snapshot(event_type, payload)` maps one 
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from feedback.domain import TicketSnapshot, normalise_tags
+from prodops.webhooks.endpoint import InboundWebhook, SignatureError
 
 Snapshot = Callable[[str, Any], TicketSnapshot | None]
 
@@ -24,3 +27,16 @@ def vendor_tags(names: Iterable[object]) -> list[str]:
     return normalise_tags(
         [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
     )
+
+
+def base64_hmac(secret: str, message: bytes, digest: str = "sha256") -> str:
+    """Base64 of the HMAC of `message`, keyed by the secret's own bytes, as the desks sign."""
+    return base64.b64encode(hmac.new(secret.encode(), message, digest).digest()).decode()
+
+
+def signing_headers(webhook: InboundWebhook, vendor: str, *names: str) -> list[str]:
+    """The values of the headers a vendor signs with; SignatureError when one is missing."""
+    values = [webhook.headers.get(name, "") for name in names]
+    if not all(values):
+        raise SignatureError(f"missing {vendor} signature headers")
+    return values

@@ -59,14 +59,7 @@ class Freshdesk:
 
     name = "freshdesk"
 
-    def verify(
-        self,
-        webhook: InboundWebhook,
-        secrets: Sequence[str],
-        *,
-        now: float,  # noqa: ARG002 - the Provider signature; this vendor sends no timestamp
-        tolerance: float,  # noqa: ARG002
-    ) -> None:
+    def verify(self, webhook: InboundWebhook, secrets: Sequence[str], **_clock: float) -> None:
         """Raise SignatureError unless `X-Prodops-Secret` equals one of `secrets`."""
         offered = webhook.headers.get(SECRET_HEADER)
         if offered is None:

@@ -9,9 +9,6 @@ published samples have it) is read too. The delivery key is the event `id` (`evt
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -19,7 +16,7 @@ from typing import Any, Literal
 from fastapi.responses import PlainTextResponse, Response
 
 from feedback.domain import TicketSnapshot
-from feedback.webhooks import vendor_tags
+from feedback.webhooks import base64_hmac, signing_headers, vendor_tags
 from prodops.contract import Customer
 from prodops.webhooks.endpoint import (
     Identity,
@@ -67,10 +64,7 @@ class FrontProvider:
         self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
     ) -> None:
         """Raise SignatureError unless one secret signed this timestamp and body, in time."""
-        signature = webhook.headers.get(SIGNATURE)
-        stamp = webhook.headers.get(TIMESTAMP)
-        if not signature or not stamp:
-            raise SignatureError("missing Front signature headers")
+        signature, stamp = signing_headers(webhook, "Front", SIGNATURE, TIMESTAMP)
         try:
             sent_ms = int(stamp)
         except ValueError as exc:
@@ -79,11 +73,7 @@ class FrontProvider:
         if abs(sent_ms) > _LATEST_MS or abs(now - sent_ms / 1000) > tolerance:
             raise SignatureError("X-Front-Request-Timestamp is outside the tolerance")
         signed = f"{stamp}:".encode() + webhook.body
-        expected = (
-            base64.b64encode(hmac.new(s.encode(), signed, hashlib.sha256).digest()).decode()
-            for s in secrets
-        )
-        if not matches_one(signature, expected):
+        if not matches_one(signature, (base64_hmac(s, signed) for s in secrets)):
             raise SignatureError("no X-Front-Signature matches")
 
     def identify(self, webhook: InboundWebhook) -> Identity:

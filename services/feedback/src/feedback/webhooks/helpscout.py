@@ -9,9 +9,6 @@ ping. Both the Mailbox API 2.0 conversation (`primaryCustomer`, `first`/`last`, 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +16,7 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse, Response
 
 from feedback.domain import TicketSnapshot, normalise_tags
+from feedback.webhooks import base64_hmac
 from prodops.contract import Customer
 from prodops.webhooks.endpoint import (
     Identity,
@@ -49,8 +47,7 @@ _STAMPS = ("userUpdatedAt", "updatedAt", "userModifiedAt", "modifiedAt")
 def sign(secret: str, body: bytes) -> str:
     """The `X-HelpScout-Signature` Help Scout sends for `body`."""
     # The key is the secret's own bytes (not a whsec_ decoded): Help Scout never decodes one.
-    digest = hmac.new(secret.encode(), body, hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return base64_hmac(secret, body, "sha1")
 
 
 class HelpScout:
@@ -58,14 +55,7 @@ class HelpScout:
 
     name = "helpscout"
 
-    def verify(
-        self,
-        webhook: InboundWebhook,
-        secrets: Sequence[str],
-        *,
-        now: float,  # noqa: ARG002 - the Provider signature; this vendor sends no timestamp
-        tolerance: float,  # noqa: ARG002
-    ) -> None:
+    def verify(self, webhook: InboundWebhook, secrets: Sequence[str], **_clock: float) -> None:
         """Raise SignatureError unless `X-HelpScout-Signature` is made with one of `secrets`."""
         offered = webhook.headers.get(SIGNATURE_HEADER)
         if offered is None:

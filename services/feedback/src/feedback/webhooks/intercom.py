@@ -73,14 +73,7 @@ class IntercomProvider:
 
     name = "intercom"
 
-    def verify(
-        self,
-        webhook: InboundWebhook,
-        secrets: Sequence[str],
-        *,
-        now: float,  # noqa: ARG002 - the Provider signature; Intercom signs no timestamp
-        tolerance: float,  # noqa: ARG002
-    ) -> None:
+    def verify(self, webhook: InboundWebhook, secrets: Sequence[str], **_clock: float) -> None:
         """Raise SignatureError unless `X-Hub-Signature` is made with one of `secrets`."""
         header = webhook.headers.get(SIGNATURE)
         if not header:

@@ -8,9 +8,6 @@ body hash and mapped best-effort.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,7 +15,7 @@ from typing import Any, Literal
 from fastapi.responses import Response
 
 from feedback.domain import TicketSnapshot
-from feedback.webhooks import vendor_tags
+from feedback.webhooks import base64_hmac, signing_headers, vendor_tags
 from prodops.contract import Customer, Priority
 from prodops.webhooks.endpoint import (
     Identity,
@@ -66,18 +63,11 @@ class ZendeskProvider:
         self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
     ) -> None:
         """Raise SignatureError unless one secret signed this timestamp and body, in time."""
-        signature = webhook.headers.get(SIGNATURE)
-        stamp = webhook.headers.get(TIMESTAMP)
-        if not signature or not stamp:
-            raise SignatureError("missing Zendesk signature headers")
+        signature, stamp = signing_headers(webhook, "Zendesk", SIGNATURE, TIMESTAMP)
         if abs(now - _signed_at(stamp)) > tolerance:
             raise SignatureError("Zendesk signature timestamp is outside the tolerance")
         signed = stamp.encode() + webhook.body
-        expected = (
-            base64.b64encode(hmac.new(s.encode(), signed, hashlib.sha256).digest()).decode()
-            for s in secrets
-        )
-        if not matches_one(signature, expected):
+        if not matches_one(signature, (base64_hmac(s, signed) for s in secrets)):
             raise SignatureError("no Zendesk signature matches")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
