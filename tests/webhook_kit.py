@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
@@ -147,3 +148,18 @@ async def deliveries(pool: Pool, workspace: str) -> int:
         "SELECT count(*) FROM webhook_delivery WHERE workspace = $1", workspace
     )
     return count
+
+
+def assert_only_the_signed_body_verifies(
+    verify: Callable[[InboundWebhook], None],
+    signed: Callable[..., InboundWebhook],
+    body: bytes,
+    tamper: tuple[bytes, bytes],
+) -> None:
+    """`signed(body)` verifies; its body tampered with, or `signed(body, secret=…)`, do not."""
+    verify(signed(body))
+    original = signed(body)
+    with pytest.raises(SignatureError):
+        verify(InboundWebhook(original.headers, original.body.replace(*tamper)))
+    with pytest.raises(SignatureError):
+        verify(signed(body, secret="not-the-secret"))
