@@ -114,8 +114,8 @@ class Settings(BaseSettings):
     )
     # A batch is what has queued, up to this: small when the consumer keeps up. Behind, a larger
     # batch spreads its once-per-batch work (insights' signal refresh) over more events, which is
-    # what lets the consumer catch up (at 1 000 deliveries/s for a minute: p50 8 s at 200, 1-2 s
-    # at 1 000, bench/freshness.py). Its cost: a longer transaction, and more to redo on a failure.
+    # what lets the consumer catch up (bench/freshness.py). Its cost: a longer transaction, and
+    # more to redo on a failure.
     consumer_batch_size: int = Field(
         default=1000, ge=1, le=5_000, description="Most events a consumer applies in one batch"
     )
