@@ -11,6 +11,7 @@ fixture's free ports instead, since a developer's own `make up` may hold the def
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +37,17 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
     (directory / ".venv").symlink_to(ROOT / ".venv")
     with running_up(directory) as running:
         yield running
+
+
+def test_prodops_up_leaves_a_private_dev_env_and_prints_no_secret(up: RunningUp) -> None:
+    dev_env = up.directory / ".prodops" / "dev.env"
+    assert stat.S_IMODE(dev_env.stat().st_mode) == 0o600
+    secret = next(
+        line.split("=", 1)[1].strip("'")
+        for line in dev_env.read_text().splitlines()
+        if line.startswith("PRODOPS_JWT_SECRET=")
+    )
+    assert secret not in up.output()
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: d.name)
