@@ -74,3 +74,9 @@ def test_blocks_not_run_hold_only_their_kind_of_command(document: Path) -> None:
         if not command.text.startswith(NOT_RUN.get(block.kind, ("\0",)))
     ]
     assert strays == []
+
+
+def test_docs_performance_md_shows_the_latest_benchmark_table() -> None:
+    latest = (ROOT / "bench" / "results" / "latest.md").read_text().strip()
+    performance = (DOCS / "performance.md").read_text()
+    assert latest in performance, "copy bench/results/latest.md into docs/performance.md"
