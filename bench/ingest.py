@@ -15,8 +15,8 @@ own, its commits' flushes included, without the pipeline's share of the two CPUs
 
 The open loops measure the steady state at that rate. Before them the closed loops' writes are
 flushed: PostgreSQL's new table pages sit dirty in the kernel's page cache until it writes each
-file out 30 s after it was first dirtied, in one burst that every WAL flush queues behind (100
-to 200 MB and 190 ms here, if it falls in the window). And they last longer than those 30 s, so
+file out 30 s after it was first dirtied, in one burst that every WAL flush queues behind, if
+it falls in the window. And they last longer than those 30 s, so
 that the writeback of their own pages, which a server at that rate has all the time, is in them.
 """
 
@@ -51,8 +51,8 @@ class IngestOptions:
     seconds: float = 5.0
     open_seconds: float = 40.0  # more than the kernel's 30 s before it writes a dirty file out
     # Enough requests in flight to keep a server busy whose answers wait for a disk flush: at
-    # 32 the ingest process idled between its commits (5 150-5 220/s against 5 740-5 840/s at
-    # 64), while the bare endpoint took the same at both.
+    # 32 the ingest process idled between its commits, while the bare endpoint took the same at
+    # either.
     connections: int = 64
     open_connections: int = 32
     workers: int = 1

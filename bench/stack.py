@@ -70,9 +70,9 @@ def postgres_settings() -> dict[str, str]:
     """PostgreSQL's buffer cache sized as in production: a quarter of the machine's memory.
 
     The default, 128 MB, is sized to start anywhere, not to hold a workspace. With it, an event
-    at 1 000 000 events of history (2 GB) reads from the OS, through buffers whose dirty pages
-    must be written out first, about 140 pages per statement that it finds in the cache at
-    10 000: same rows, same buffer hits, three times the database time (benchmark 3).
+    in a large history reads from the OS, through buffers whose dirty pages must be written out
+    first, pages that it finds in the cache in a small one: same rows, same buffer hits, more
+    database time (benchmark 3).
     """
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     with contextlib.suppress(OSError, ValueError):  # in a container, its own limit counts
@@ -86,7 +86,7 @@ def postgres_settings() -> dict[str, str]:
     }
 
 
-# WAL a server in steady state has ready for reuse: what a benchmark run writes (about 1.5 GB).
+# WAL a server in steady state has ready for reuse: more than a benchmark run writes.
 AGED_WAL_MB, WAL_SEGMENT_MB = 2048, 16
 
 
@@ -94,8 +94,8 @@ async def age_wal(url: str) -> None:
     """Give a new cluster the recycled WAL segments a server that has been running has.
 
     A new cluster makes each 16 MB segment as its WAL reaches it, writing and syncing its zeros
-    while every commit waits: about 50 ms on this VM, every second or two at 1 000 deliveries/s,
-    most of ingest's p99 there. A server that has been running renames segments a checkpoint
+    while every commit waits, every second or two at ingest's open-loop rate, which was most of
+    its p99. A server that has been running renames segments a checkpoint
     has finished with instead (up to `min_wal_size`); so does this one after this warm-up.
     """
     conn = await asyncpg.connect(url)

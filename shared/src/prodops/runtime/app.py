@@ -161,14 +161,14 @@ def _freeze_what_startup_made() -> None:
     test suite, would keep every one of them.
 
     The app, its routes and schemas, the modules and the connections are hundreds of thousands
-    of objects that never become garbage. The oldest generation's collection walked all of them:
-    50-110 ms with the event loop stopped, every few seconds under load, which was most of a
-    read's p99. Frozen, a collection walks only what was made since.
+    of objects that never become garbage. The oldest generation's collection walked all of them
+    with the event loop stopped, every few seconds under load, which was most of a read's p99
+    (benchmark 5, docs/performance.md). Frozen, a collection walks only what was made since.
 
     The youngest generation is collected after `YOUNG_COLLECTION_THRESHOLD` allocations instead
     of 700: a request's objects are freed by reference counting when it ends, so a collection
-    that frequent mostly walked objects still in use. A delivery cost the ingest process 6 %
-    less CPU (184 µs to 173 µs); a collection of that many objects takes about a millisecond.
+    that frequent mostly walked objects still in use; a delivery costs the ingest process less
+    CPU (benchmark 1), and a collection of that many objects is still short.
     """
     gc.collect()
     gc.freeze()

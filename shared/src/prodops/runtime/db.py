@@ -46,9 +46,9 @@ async def create_pool(
             "application_name": f"prodops-{schema}",
             # The services' statements are short and run often; where the server is built with
             # LLVM (Debian's and most distributions' packages are), a set-wise read whose row
-            # estimate was far too high (unnest, LATERAL) was compiled on each call: 400 ms of
-            # JIT for a 300 ms statement. Only a long analytic read could gain from JIT, and
-            # the services make none.
+            # estimate was far too high (unnest, LATERAL) was compiled on each call, the JIT
+            # costing more than the statement. Only a long analytic read could gain from JIT,
+            # and the services make none.
             "jit": "off",
         },
     )

@@ -17,19 +17,41 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PRODOPS_", extra="ignore", frozen=True)
 
-    env: Literal["development", "test", "production"] = "production"
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/prodops"
-    nats_url: str = "nats://127.0.0.1:4222"
+    env: Literal["development", "test", "production"] = Field(
+        default="production",
+        description="Where this runs: production refuses development secrets and placeholders",
+    )
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/prodops",
+        description="PostgreSQL; a socket directory works too (`postgresql://USER@/prodops?host=/run/postgresql`)",
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS with JetStream",
+    )
     app_role: str = Field(
         default="prodops_app",
         description="PostgreSQL role the services SET ROLE to; it owns no table, so RLS applies",
     )
 
-    jwt_secret: SecretStr | None = None
-    jwks_url: str | None = None
-    jwt_algorithms: tuple[str, ...] = ("HS256",)
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing secret of bearer tokens (at least 32 characters in production)",
+    )
+    jwks_url: str | None = Field(
+        default=None, description="JWKS URL of an identity provider's RS256/ES256 signing keys"
+    )
+    jwt_algorithms: tuple[str, ...] = Field(
+        default=("HS256",),
+        description='Accepted token algorithms (`["RS256", "ES256"]` when a JWKS URL is set and '
+        "this is left alone)",
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="The `aud` every token must carry, when set"
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="The `iss` every token must carry, when set"
+    )
 
     secrets_key: SecretStr | None = Field(
         default=None,
@@ -85,27 +107,47 @@ class Settings(BaseSettings):
         description="How long a GitLab milestone title is trusted before it is read again",
     )
 
-    stream_name: str = Field(default="PRODOPS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    stream_name: str = Field(
+        default="PRODOPS", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The JetStream stream"
+    )
     subject_prefix: str = Field(
         default="prodops",
         pattern=r"^[a-z0-9_-]{1,32}$",
         description="First token of every event subject; the stream takes `<prefix>.>`",
     )
-    stream_replicas: int = Field(default=1, ge=1, le=5)
-    stream_duplicate_window_seconds: float = Field(default=900.0, ge=600.0)
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="Stream replicas (3 on a 3-node JetStream cluster)"
+    )
+    stream_duplicate_window_seconds: float = Field(
+        default=900.0, ge=600.0, description="How long JetStream drops a repeated `Nats-Msg-Id`"
+    )
 
-    body_limit_bytes: int = Field(default=1024 * 1024, gt=0)
+    body_limit_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest request body; a larger one is 413"
+    )
     rate_limit_per_second: float = Field(
         default=200.0, ge=0, description="Requests per second per token and replica; 0 disables"
     )
-    rate_limit_burst: int = Field(default=400, ge=1)
-    pool_max_size: int = Field(default=20, ge=2, le=500)
-    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    rate_limit_burst: int = Field(default=400, ge=1, description="Bucket size of the rate limit")
+    pool_max_size: int = Field(
+        default=20, ge=2, le=500, description="Database connections per service process"
+    )
+    idempotency_ttl_hours: float = Field(
+        default=24.0, gt=0, description="How long the answer to an `Idempotency-Key` is kept"
+    )
 
-    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
-    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
-    outbox_publish_timeout_seconds: float = Field(default=10.0, gt=0)
-    outbox_retention_hours: float = Field(default=72.0, gt=0)
+    outbox_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Events the relay publishes per batch"
+    )
+    outbox_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, description="Relay polling fallback when no NOTIFY arrives"
+    )
+    outbox_publish_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long the relay waits for JetStream's acks"
+    )
+    outbox_retention_hours: float = Field(
+        default=72.0, gt=0, description="How long sent outbox rows are kept for republishing"
+    )
 
     inbox_retention_hours: float = Field(
         default=168.0,
@@ -114,14 +156,21 @@ class Settings(BaseSettings):
     )
     # A batch is what has queued, up to this: small when the consumer keeps up. Behind, a larger
     # batch spreads its once-per-batch work (insights' signal refresh) over more events, which is
-    # what lets the consumer catch up (at 1 000 deliveries/s for a minute: p50 8 s at 200, 1-2 s
-    # at 1 000, bench/freshness.py). Its cost: a longer transaction, and more to redo on a failure.
+    # what lets the consumer catch up (bench/freshness.py). Its cost: a longer transaction, and
+    # more to redo on a failure.
     consumer_batch_size: int = Field(
         default=1000, ge=1, le=5_000, description="Most events a consumer applies in one batch"
     )
-    consumer_max_deliver: int = Field(default=5, ge=1)
-    consumer_backoff_seconds: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
-    consumer_ack_wait_seconds: float = Field(default=60.0, gt=0)
+    consumer_max_deliver: int = Field(
+        default=5, ge=1, description="Failed deliveries after which an event is dead-lettered"
+    )
+    consumer_backoff_seconds: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0, 120.0),
+        description="Delay before each redelivery of a failed event (the last one repeats)",
+    )
+    consumer_ack_wait_seconds: float = Field(
+        default=60.0, gt=0, description="JetStream's ack wait; longer than a batch can take"
+    )
     consumer_max_ack_pending: int = Field(
         default=2000, ge=1, description="Messages a consumer may hold unacknowledged"
     )
@@ -170,14 +219,21 @@ class Settings(BaseSettings):
         description="How often insights re-evaluates what moves with time alone (slack, windows)",
     )
 
-    log_level: str = "INFO"
-    metrics_enabled: bool = True
+    log_level: str = Field(
+        default="INFO", description="Log level of the JSON logs on stderr (with trace ids)"
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at `/metrics`"
+    )
 
-    host: str = "127.0.0.1"
-    feedback_port: int = 8001
-    roadmap_port: int = 8002
-    insights_port: int = 8003
-    data_dir: str = ".prodops"
+    host: str = Field(default="127.0.0.1", description="Address the services listen on")
+    feedback_port: int = Field(default=8001, description="Port of feedback")
+    roadmap_port: int = Field(default=8002, description="Port of roadmap")
+    insights_port: int = Field(default=8003, description="Port of insights")
+    data_dir: str = Field(
+        default=".prodops",
+        description="Where `prodops up` keeps PostgreSQL, NATS, logs and `dev.env`",
+    )
 
     @model_validator(mode="after")
     def _refuse_development_secret(self) -> Self:

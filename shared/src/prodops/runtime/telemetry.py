@@ -94,8 +94,8 @@ _process = _ProcessState()
 class _WhileRead(Sampler):
     """The configured sampler while spans go somewhere (an exporter, a test recording); else none.
 
-    A recorded span costs tens of microseconds, about a tenth of a webhook request, for nothing
-    when no processor reads it. A dropped span still has a valid context: trace ids still reach
+    A recorded span costs a noticeable share of a webhook request, for nothing when no processor
+    reads it. A dropped span still has a valid context: trace ids still reach
     the logs and travel as traceparent through the outbox to the consumers.
     """
 
@@ -240,8 +240,8 @@ def started_span(
     """A current span, child of `context` (the current one when None).
 
     While prodops' own sampler drops every span (nothing reads them), the span is made here as
-    the SDK makes a dropped one, without the rest of its work (13 of the 24 µs a consumed event's
-    span took): not recording, not sampled, a new span id, the parent's trace id, state and
+    the SDK makes a dropped one, without the rest of its work (most of what a consumed event's
+    span cost): not recording, not sampled, a new span id, the parent's trace id, state and
     random-id flag (a new random trace id without a parent). So trace ids still reach the logs
     and travel through the outbox.
     """
