@@ -21,8 +21,7 @@ from prodops.webhooks.endpoint import Intake, WebhookEndpoint
 from prodops.webhooks.sources import sources_router
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
-from roadmap.tracker import PROVIDERS, delivery_normalizer
-from roadmap.tracker_bulk import many_normalizer
+from roadmap.tracker import PROVIDERS, normalise_deliveries
 
 EMITS: list[type[EventData]] = [
     ObjectiveUpserted,
@@ -38,9 +37,10 @@ EMITS: list[type[EventData]] = [
 
 def create_app(settings: Settings) -> FastAPI:
     """The roadmap app for these settings."""
-    # The normaliser reads GitLab milestone titles with tokens these settings' key unseals.
+    # GitLab milestone titles are read, before the normaliser's transaction, with tokens these
+    # settings' key unseals.
     milestones = MilestoneTitles(settings)
-    intake = Intake(delivery_normalizer(milestones), many_normalizer(milestones))
+    intake = Intake(normalise_deliveries, prepare=milestones.prepare)
     spec = ServiceSpec(
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
