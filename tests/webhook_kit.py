@@ -79,7 +79,11 @@ class Mapper:
     # Write each delivery's id to MAPPED, in the normaliser's transaction.
     record: bool = False
 
-    async def __call__(self, conn: Connection, delivery: Delivery) -> bool:
+    async def __call__(self, conn: Connection, deliveries: Sequence[Delivery]) -> list[bool]:
+        return [await self.one(conn, delivery) for delivery in deliveries]
+
+    async def one(self, conn: Connection, delivery: Delivery) -> bool:
+        """Map one delivery: fail it when broken or poisoned, ignore it when `unknown`."""
         if self.record:
             await conn.execute("INSERT INTO webhook_kit_mapped (id) VALUES ($1)", delivery.id)
         if self.broken or orjson.loads(delivery.body)["type"] == "poison":

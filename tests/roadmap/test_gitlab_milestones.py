@@ -7,7 +7,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class GitLabStandIn:
         self.delay = 0.0
         self.calls: list[tuple[str, str]] = []  # (owner, token) of every request
         self.url = ""
+        # Run on every request before it is answered (to look at the database meanwhile).
+        self.probe: Callable[[], Awaitable[None]] | None = None
 
     def milestone(self, milestone_id: int, title: str, owner: str = "projects/1") -> None:
         """Make `title` the milestone's title, as `TOKEN` sees it."""
@@ -51,6 +53,8 @@ class GitLabStandIn:
         ) -> JSONResponse:
             token = request.headers.get("private-token", "")
             self.calls.append((f"{scope}/{owner}", token))
+            if self.probe is not None:
+                await self.probe()
             await asyncio.sleep(self.delay)
             if self.failing is not None:
                 return JSONResponse({"message": "down"}, status_code=self.failing)
@@ -157,6 +161,46 @@ async def test_gitlab_issue_milestoned_to_a_launch_links_to_it(
     events = await emitted(settings, workspace, "roadmap")
     assert [d["launch_keys"] for t, d in events if t == "tracker_issue.upserted"] == [["LAUNCH-7"]]
     assert gitlab.calls == [("projects/1", TOKEN)]
+
+
+# What the normaliser holds while it works: its lock, which every workspace's deliveries wait
+# on, and the row locks and writes of its transaction (a plain read takes AccessShareLock only).
+HELD_BY_THE_NORMALISER = """
+SELECT l.locktype, l.mode, l.relation::regclass::text AS relation
+FROM pg_locks l
+WHERE (l.locktype = 'advisory'
+       AND l.objid::bigint = (hashtext('webhook-normaliser:roadmap')::bigint & 4294967295))
+   OR (l.relation IN ('roadmap.webhook_delivery'::regclass, 'roadmap.tracker_issue'::regclass,
+                      'roadmap.gitlab_milestone'::regclass)
+       AND l.mode <> 'AccessShareLock')
+"""
+
+
+async def test_gitlab_is_asked_while_the_normaliser_holds_no_lock_and_no_transaction(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+) -> None:
+    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
+    gitlab.milestone(7, "LAUNCH-7")
+    held: list[list[tuple[str, str, str | None]]] = []
+    watcher = await asyncpg.connect(settings.database_url)
+
+    async def look() -> None:
+        held.append([tuple(r) for r in await watcher.fetch(HELD_BY_THE_NORMALISER)])
+
+    gitlab.probe = look
+    try:
+        for payload, hook in ((_payload(7), "Issue Hook"), (_payload(7), "Issue Hook")):
+            await _expire_cached_titles(settings, source.id)
+            assert (await source.send(payload, hook))["status"] == "processed"
+        answer = (await source.send(_payload(7)))["id"]
+        await _expire_cached_titles(settings, source.id)
+        replayed = await client.post(f"/v1/deliveries/{answer}/replay", headers=source.admin)
+        assert replayed.json()["status"] == "processed"
+    finally:
+        await watcher.close()
+    assert len(held) == 3  # two deliveries normalised, one replayed, each asking GitLab once
+    assert held == [[], [], []]
+    assert (await source.issue())["launch_keys"] == ["LAUNCH-7"]
 
 
 async def test_gitlab_milestone_title_is_cached_so_the_next_delivery_asks_nothing(

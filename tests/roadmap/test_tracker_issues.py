@@ -24,9 +24,9 @@ from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import Intake, WebhookEndpoint, webhook_routers
 from prodops.webhooks.sources import sources_router
 from roadmap.domain import TrackerIssueSnapshot
-from roadmap.tracker import PROVIDERS, merged_fields, normalize_delivery
+from roadmap.tracker import PROVIDERS, normalise_deliveries
 from roadmap.tracker_api import router
-from roadmap.tracker_bulk import normalize_many
+from roadmap.tracker_rules import merged_fields
 from support import auth, emitted
 from webhook_kit import intake_running
 
@@ -57,7 +57,7 @@ async def client(settings: Settings, pool: Pool) -> AsyncIterator[httpx.AsyncCli
     app.state.pool, app.state.settings = pool, settings
     app.include_router(router)
     app.include_router(sources_router(providers=PROVIDERS))
-    intake = Intake(normalize_delivery, normalize_many)
+    intake = Intake(normalise_deliveries)
     for webhooks in webhook_routers(WebhookEndpoint(PROVIDERS, intake)):
         app.include_router(webhooks)
     transport = httpx.ASGITransport(app=app)
@@ -165,7 +165,8 @@ async def test_opened_blocked_milestoned_closed_issue_ends_closed_with_one_event
         assert await github.send(payload, "issues") == "processed"
 
     [issue] = await _issues(client, auth(settings, workspace, "roadmap:read"))
-    assert (issue["key"], issue["state"], issue["blocker"]) == (
+    # The facts only: whether it blocks is the readiness policy's verdict, in insights.
+    assert (issue["key"], issue["state"], "blocker" in issue) == (
         "Codertocat/Hello-World#1",
         "closed",
         False,
@@ -177,13 +178,14 @@ async def test_opened_blocked_milestoned_closed_issue_ends_closed_with_one_event
     )
     events = await _tracker_events(settings, workspace)
     assert [
-        (kind, data["version"], data["blocker"], data["launch_keys"]) for kind, data in events
+        (kind, data["version"], data["labels"], data["launch_keys"]) for kind, data in events
     ] == [
-        ("tracker_issue.upserted", 1, False, []),
-        ("tracker_issue.upserted", 2, True, []),
-        ("tracker_issue.upserted", 3, True, ["LAUNCH-1"]),
-        ("tracker_issue.upserted", 4, False, ["LAUNCH-1"]),
+        ("tracker_issue.upserted", 1, [], []),
+        ("tracker_issue.upserted", 2, ["blocker"], []),
+        ("tracker_issue.upserted", 3, ["blocker"], ["LAUNCH-1"]),
+        ("tracker_issue.upserted", 4, ["blocker"], ["LAUNCH-1"]),
     ]
+    assert not any("blocker" in data for _, data in events)
     assert events[-1][1]["state"] == "closed"
 
 
@@ -257,7 +259,7 @@ async def test_jira_and_linear_deliveries_become_issues_with_their_key_and_prior
     headers = auth(settings, workspace, "roadmap:read")
     found = {i["key"]: i["priority"] for i in await _issues(client, headers)}
     assert found == {"TES-41": "high", "WEB-44": "urgent"}
-    [linear_issue] = await _issues(client, headers, provider="linear", blocker=True)
+    [linear_issue] = await _issues(client, headers, provider="linear", priority="urgent")
     assert linear_issue["key"] == "WEB-44"
 
 
@@ -279,7 +281,7 @@ async def test_deleted_issue_emits_tracker_issue_deleted_and_leaves_the_list(
     assert (kind, data) == ("tracker_issue.deleted", {"id": issue["id"], "version": 2})
 
 
-async def test_list_filters_by_blocker_launch_and_state_and_pages_newest_first(
+async def test_list_filters_by_priority_launch_and_state_and_pages_newest_first(
     client: httpx.AsyncClient, settings: Settings, workspace: str
 ) -> None:
     github = await _tracker(client, settings, workspace)
@@ -290,7 +292,7 @@ async def test_list_filters_by_blocker_launch_and_state_and_pages_newest_first(
 
     keys = [i["key"].rsplit("#")[-1] for i in await _issues(client, headers)]
     assert keys == ["3", "2", "1"]
-    assert [i["key"][-1] for i in await _issues(client, headers, blocker="true")] == ["1"]
+    assert [i["key"][-1] for i in await _issues(client, headers, priority="urgent")] == ["1"]
     assert [i["key"][-1] for i in await _issues(client, headers, launch="LAUNCH-2")] == ["2"]
     assert [i["key"][-1] for i in await _issues(client, headers, state="closed")] == ["3"]
     first = await client.get("/v1/tracker-issues", headers=headers, params={"limit": 2})
@@ -298,6 +300,21 @@ async def test_list_filters_by_blocker_launch_and_state_and_pages_newest_first(
         "/v1/tracker-issues", headers=headers, params={"cursor": first.json()["next_cursor"]}
     )
     assert [i["key"][-1] for i in rest.json()["items"]] == ["1"]
+
+
+@pytest.mark.parametrize("value", ["true", "false", ""])
+async def test_the_blocker_filter_answers_400_naming_insights_readiness_policy(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, value: str
+) -> None:
+    answer = await client.get(
+        "/v1/tracker-issues",
+        headers=auth(settings, workspace, "roadmap:read"),
+        params={"blocker": value},
+    )
+    assert (answer.status_code, answer.headers["content-type"]) == (400, "application/problem+json")
+    detail = answer.json()["detail"]
+    assert "readiness policy" in detail
+    assert "insights" in detail
 
 
 async def test_another_workspace_sees_nothing_and_cannot_link(
@@ -379,12 +396,12 @@ async def test_one_batch_of_two_workspaces_applies_in_order_and_a_bad_delivery_f
     assert await trackers[1].send(_github_issue("reopened"), "issues") == "processed"
     for ws in (workspace, other):
         events = await _tracker_events(settings, ws)
-        changes = [(data["version"], data["blocker"], data["state"]) for _, data in events]
+        changes = [(data["version"], data["labels"], data["state"]) for _, data in events]
         assert changes[:4] == [
-            (1, False, "open"),
-            (2, True, "open"),
-            (3, True, "open"),
-            (4, False, "closed"),
+            (1, [], "open"),
+            (2, ["blocker"], "open"),
+            (3, ["blocker"], "open"),
+            (4, ["blocker"], "closed"),
         ]
     failed = await client.get(
         "/v1/deliveries?status=failed", headers=auth(settings, workspace, "admin")

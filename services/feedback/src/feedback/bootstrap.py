@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from feedback import accounts, imports
 from feedback.api import router
 from feedback.consumers import consumers
-from feedback.tickets import PROVIDERS, normalize_delivery
+from feedback.tickets import PROVIDERS, normalise_deliveries
 from prodops.contract import EMITTED_BY
 from prodops.runtime.app import ServiceSpec, create_service_app
 from prodops.runtime.settings import Settings
@@ -20,7 +20,7 @@ IMPORT_PATH = "/v1/feedback/import"
 def create_app(settings: Settings) -> FastAPI:
     """The feedback app for these settings."""
     # Each app stores and normalises its own deliveries.
-    intake = Intake(normalize_delivery)
+    intake = Intake(normalise_deliveries)
     spec = ServiceSpec(
         name="feedback",
         description="Customer feedback from support desks and any tool, with accounts and links.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
 
 import orjson
@@ -14,6 +15,11 @@ from prodops.webhooks.endpoint import Delivery, Provider
 _VENDORS: tuple[ModuleType, ...] = (zendesk, intercom, freshdesk, helpscout, front, generic)
 PROVIDERS: dict[str, Provider] = {m.PROVIDER.name: m.PROVIDER for m in _VENDORS}
 _SNAPSHOTS: dict[str, Snapshot] = {m.PROVIDER.name: m.snapshot for m in _VENDORS}
+
+
+async def normalise_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[bool]:
+    """The webhook pipeline's normaliser: each of one workspace's deliveries in turn."""
+    return [await normalize_delivery(conn, delivery) for delivery in deliveries]
 
 
 async def normalize_delivery(conn: Connection, delivery: Delivery) -> bool:

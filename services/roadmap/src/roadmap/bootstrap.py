@@ -4,43 +4,22 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from prodops.contract import (
-    EventData,
-    ItemDeleted,
-    ItemUpserted,
-    LaunchDeleted,
-    LaunchUpserted,
-    ObjectiveDeleted,
-    ObjectiveUpserted,
-    TrackerIssueDeleted,
-    TrackerIssueUpserted,
-)
+from prodops.contract import EMITTED_BY
 from prodops.runtime.app import ServiceSpec, create_service_app
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import Intake, WebhookEndpoint
 from prodops.webhooks.sources import sources_router
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles
-from roadmap.tracker import PROVIDERS, delivery_normalizer
-from roadmap.tracker_bulk import many_normalizer
-
-EMITS: list[type[EventData]] = [
-    ObjectiveUpserted,
-    ObjectiveDeleted,
-    ItemUpserted,
-    ItemDeleted,
-    LaunchUpserted,
-    LaunchDeleted,
-    TrackerIssueUpserted,
-    TrackerIssueDeleted,
-]
+from roadmap.tracker import PROVIDERS, normalise_deliveries
 
 
 def create_app(settings: Settings) -> FastAPI:
     """The roadmap app for these settings."""
-    # The normaliser reads GitLab milestone titles with tokens these settings' key unseals.
+    # GitLab milestone titles are read, before the normaliser's transaction, with tokens these
+    # settings' key unseals.
     milestones = MilestoneTitles(settings)
-    intake = Intake(delivery_normalizer(milestones), many_normalizer(milestones))
+    intake = Intake(normalise_deliveries, prepare=milestones.prepare)
     spec = ServiceSpec(
         name="roadmap",
         description="Objectives, roadmap items, launches and the issue trackers that deliver them.",
@@ -53,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
             sources_router(providers=PROVIDERS),
             source_access.router,
         ],
-        emits=EMITS,
+        emits=EMITTED_BY["roadmap"],
         background=intake.background,
         webhooks=WebhookEndpoint(PROVIDERS, intake),
     )

@@ -13,9 +13,18 @@ from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
 from prodops.runtime.db import request_transaction
 from roadmap import tracker
 from roadmap.domain import KEY_PATTERN
-from roadmap.tracker import IssueRef, LinkTarget, TrackerIssue, TrackerIssueFilters
+from roadmap.tracker import IssueRef, TrackerIssue, TrackerIssueFilters
+from roadmap.tracker_merge import LinkTarget
 
 router = APIRouter(tags=["tracker issues"], responses=PROBLEM_RESPONSES)
+
+# Whether an issue blocks a launch depends on the workspace's readiness policy, which only
+# insights holds; a roadmap answer could disagree with it.
+BLOCKER_MOVED = (
+    "tracker issues have no blocker filter: whether an issue blocks a launch is decided by the "
+    "workspace's readiness policy (blocker_labels, blocker_priorities), in insights' launch "
+    "readiness (GET /v1/signals/launches/{key}); here, filter on the facts: priority, kind, state"
+)
 
 TargetKey = Annotated[str, Path(pattern=KEY_PATTERN, description="The item or launch key")]
 
@@ -33,6 +42,8 @@ async def list_tracker_issues(
     cursor: Cursor = None,
 ) -> Page[TrackerIssue]:
     """Tracker issues, most recently changed first; filter by provider, state, link, cycle."""
+    if "blocker" in request.query_params:
+        raise ProblemError(400, "Bad Request", BLOCKER_MOVED)
     async with request_transaction(request, principal.workspace) as conn:
         issues = await tracker.list_tracker_issues(
             conn=conn, limit=limit + 1, after=time_id_after(cursor), filters=filters

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-# The fields a delivery can change, in the order UPDATE_ISSUE takes them.
-MUTABLE_FIELDS = (
-    "key",
-    "url",
-    "title",
-    "state",
-    "state_reason",
-    "kind",
-    "priority",
-    "blocker",
-    "labels",
-    "estimate",
-    "assignees",
-    "milestone",
-    "fix_versions",
-    "project",
-    "parent_key",
-    "is_pull_request",
-    "merged",
-    "created_at",
-    "closed_at",
-    "deleted",
-    "cycle",
-)
-# The JSON objects of new issues (INSERT_ISSUE, INSERT_NEW_ISSUES) and of changed ones
-# (UPDATE_ISSUES): their keys, in the order `issue_rows` is given the values.
-INSERTED = ("id", "workspace", "provider", "external_id", *MUTABLE_FIELDS)
-UPDATED = ("id", *MUTABLE_FIELDS)
+from roadmap.tracker_rules import MUTABLE_FIELDS
+
+# The JSON objects of the issues a batch writes, their keys in the order `issue_rows` is given
+# the values (arrays of arrays, such as each issue's labels, cannot be sent as parameters).
+WRITTEN = ("id", "workspace", "provider", "external_id", "version", "updated_at", *MUTABLE_FIELDS)
 
 
-def issue_rows(columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Rows of values (an issue's id first) as the objects `jsonb_populate_recordset` reads."""
-    return [dict(zip(columns, (str(row[0]), *row[1:]), strict=True)) for row in rows]
+def issue_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Issues' rows as the objects `jsonb_populate_recordset` reads."""
+    return [
+        {name: str(row[name]) if name == "id" else row[name] for name in WRITTEN} for row in rows
+    ]
 
 
 _LINKS = """
@@ -49,128 +28,85 @@ _LINKS = """
     ), '[]'::jsonb) AS links
 """
 
-LOCK_BY_EXTERNAL_ID = """
-SELECT * FROM tracker_issue
-WHERE workspace = $1 AND provider = $2 AND external_id = $3
-FOR UPDATE
-"""
-
-LOCK_BY_URL = """
-SELECT * FROM tracker_issue
-WHERE workspace = $1 AND url = $2 AND NOT deleted
-ORDER BY updated_at DESC, id DESC
-LIMIT 1
-FOR UPDATE
-"""
-
-# New issues, each a JSON object of the table's columns (arrays of arrays, such as each issue's
-# labels, cannot be sent as parameters): `issue_rows(INSERTED, ...)`.
-_INSERT_ISSUES = """
-INSERT INTO tracker_issue (
-    id, workspace, provider, external_id, version,
-    key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
-    milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
-    closed_at, deleted, cycle
-)
-SELECT id, workspace, provider, external_id, 1,
-       key, url, title, state, state_reason, kind, priority, blocker, labels, estimate, assignees,
-       milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
-       closed_at, deleted, cycle
-FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb)
-"""
-# The bulk path inserts only issues it found missing under its lock; a row that appeared since
-# (a replay racing the normaliser) fails the batch, which then goes one delivery at a time.
-INSERT_NEW_ISSUES = f"{_INSERT_ISSUES}RETURNING *\n"
-# UPDATE_ISSUE for many issues at once, their rows (id and MUTABLE_FIELDS) as JSON.
-UPDATE_ISSUES = """
-UPDATE tracker_issue AS t SET
-    key = r.key, url = r.url, title = r.title, state = r.state, state_reason = r.state_reason,
-    kind = r.kind, priority = r.priority, blocker = r.blocker, labels = r.labels,
-    estimate = r.estimate, assignees = r.assignees, milestone = r.milestone,
-    fix_versions = r.fix_versions, project = r.project, parent_key = r.parent_key,
-    is_pull_request = r.is_pull_request, merged = r.merged, created_at = r.created_at,
-    closed_at = r.closed_at, deleted = r.deleted, cycle = r.cycle,
-    version = t.version + 1, updated_at = now()
-FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb) AS r
-WHERE t.id = r.id
-RETURNING t.*
-"""
-# One delivery at a time: a row inserted meanwhile by another is found on the next pass.
-INSERT_ISSUE = f"""{_INSERT_ISSUES}ON CONFLICT (workspace, provider, external_id) DO NOTHING
-RETURNING *
-"""
+# The transaction's time: every version a batch writes carries it, as `now()` would.
+NOW = "SELECT now()"
 
 # One unique-index lookup per key, in the keys' order (the caller sorts them, so batches lock in
 # one order), each planned for its values (migration 0004).
 LOCK_MANY = "SELECT * FROM tracker_issues_locked($1, $2::text[], $3::text[])"
+
+# The stored Jira children of these keys, which a batch may recompute: locked, in one order.
+LOCK_JIRA_CHILDREN = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1 AND provider = 'jira' AND parent_key = ANY($2::text[]) AND NOT deleted
+ORDER BY id
+FOR UPDATE
+"""
+
+# The stored Jira issues of these keys, whose links their children inherit: read, not written.
+JIRA_KEYED = """
+SELECT * FROM tracker_issue
+WHERE workspace = $1 AND provider = 'jira' AND key = ANY($2::text[]) AND NOT deleted
+"""
 
 LINKS_OF_MANY = """
 SELECT tracker_issue_id, target, target_key, by FROM tracker_link
 WHERE tracker_issue_id = ANY($1::uuid[])
 """
 
-UPDATE_ISSUE = """
-UPDATE tracker_issue SET
-    key = $2, url = $3, title = $4, state = $5, state_reason = $6, kind = $7, priority = $8,
-    blocker = $9, labels = $10, estimate = $11, assignees = $12, milestone = $13,
-    fix_versions = $14, project = $15, parent_key = $16, is_pull_request = $17, merged = $18,
-    created_at = $19, closed_at = $20, deleted = $21, cycle = $22,
-    version = version + 1, updated_at = now()
-WHERE id = $1
-RETURNING *
+LOCK_BY_URL = """
+SELECT provider, external_id FROM tracker_issue
+WHERE workspace = $1 AND url = $2 AND NOT deleted
+ORDER BY updated_at DESC, id DESC
+LIMIT 1
+FOR UPDATE
 """
 
-BUMP_VERSION = """
-UPDATE tracker_issue SET version = version + 1, updated_at = now()
-WHERE id = $1
-RETURNING *
+# New issues, found missing under the batch's lock; one inserted meanwhile (a replay racing the
+# normaliser) is not returned, and the batch is retried.
+INSERT_ISSUES = """
+INSERT INTO tracker_issue (
+    id, workspace, provider, external_id, version, updated_at,
+    key, url, title, state, state_reason, kind, priority, labels, estimate, assignees,
+    milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
+    closed_at, deleted, cycle
+)
+SELECT id, workspace, provider, external_id, version, updated_at,
+       key, url, title, state, state_reason, kind, priority, labels, estimate, assignees,
+       milestone, fix_versions, project, parent_key, is_pull_request, merged, created_at,
+       closed_at, deleted, cycle
+FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb)
+ON CONFLICT (workspace, provider, external_id) DO NOTHING
+RETURNING id
 """
 
-SELECT_LINKS = """
-SELECT target, target_key, by FROM tracker_link
-WHERE tracker_issue_id = $1
-ORDER BY target, target_key
+# The end state of stored issues the batch changed, locked by it.
+UPDATE_ISSUES = """
+UPDATE tracker_issue AS t SET
+    key = r.key, url = r.url, title = r.title, state = r.state, state_reason = r.state_reason,
+    kind = r.kind, priority = r.priority, labels = r.labels,
+    estimate = r.estimate, assignees = r.assignees, milestone = r.milestone,
+    fix_versions = r.fix_versions, project = r.project, parent_key = r.parent_key,
+    is_pull_request = r.is_pull_request, merged = r.merged, created_at = r.created_at,
+    closed_at = r.closed_at, deleted = r.deleted, cycle = r.cycle,
+    version = r.version, updated_at = r.updated_at
+FROM jsonb_populate_recordset(NULL::tracker_issue, $1::jsonb) AS r
+WHERE t.id = r.id
 """
 
-# Convention links follow the issue: those it no longer names go, new ones come. An api link of
-# the same target is left as it is (explicit links win).
-DELETE_STALE_CONVENTION_LINKS = """
-DELETE FROM tracker_link
-WHERE tracker_issue_id = $1 AND by = 'convention'
-  AND NOT (target = 'item' AND target_key = ANY($2::text[]))
-  AND NOT (target = 'launch' AND target_key = ANY($3::text[]))
+# Links the batch removed: one row per (issue, target, key).
+DELETE_LINKS = """
+DELETE FROM tracker_link AS l
+USING unnest($1::uuid[], $2::text[], $3::text[]) AS d (issue_id, target, key)
+WHERE l.tracker_issue_id = d.issue_id AND l.target = d.target AND l.target_key = d.key
 """
 
-INSERT_CONVENTION_LINKS = """
+# Links the batch made, or whose maker changed (an explicit link over a convention one).
+UPSERT_LINKS = """
 INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
-SELECT $1::text, $2::uuid, 'item', key, 'convention' FROM unnest($3::text[]) AS key
-UNION ALL
-SELECT $1::text, $2::uuid, 'launch', key, 'convention' FROM unnest($4::text[]) AS key
-ON CONFLICT (tracker_issue_id, target, target_key) DO NOTHING
-"""
-
-# INSERT_CONVENTION_LINKS for many issues: one row per (workspace, issue, target, key).
-INSERT_CONVENTION_LINKS_MANY = """
-INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
-SELECT workspace, issue_id, target, key, 'convention'
-FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS l (workspace, issue_id, target, key)
-ON CONFLICT (tracker_issue_id, target, target_key) DO NOTHING
-"""
-
-DELETE_CONVENTION_LINKS = """
-DELETE FROM tracker_link WHERE tracker_issue_id = $1 AND by = 'convention'
-"""
-
-UPSERT_API_LINK = """
-INSERT INTO tracker_link (workspace, tracker_issue_id, target, target_key, by)
-VALUES ($1, $2, $3, $4, 'api')
-ON CONFLICT (tracker_issue_id, target, target_key) DO UPDATE SET by = 'api'
-"""
-
-DELETE_LINK = """
-DELETE FROM tracker_link
-WHERE tracker_issue_id = $1 AND target = $2 AND target_key = $3
-RETURNING by
+SELECT $1::text, issue_id, target, key, by
+FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS l (issue_id, target, key, by)
+ON CONFLICT (tracker_issue_id, target, target_key) DO UPDATE SET by = EXCLUDED.by
 """
 
 SELECT_ISSUE = f"""
@@ -187,25 +123,18 @@ WHERE NOT i.deleted
   AND ($2::text IS NULL OR i.state = $2)
   AND ($3::text IS NULL OR i.kind = $3)
   AND ($4::text IS NULL OR i.priority = $4)
-  AND ($5::boolean IS NULL OR i.blocker = $5)
+  AND ($5::text IS NULL OR EXISTS (
+        SELECT 1 FROM tracker_link l
+        WHERE l.tracker_issue_id = i.id AND l.target = 'item' AND l.target_key = $5))
   AND ($6::text IS NULL OR EXISTS (
         SELECT 1 FROM tracker_link l
-        WHERE l.tracker_issue_id = i.id AND l.target = 'item' AND l.target_key = $6))
-  AND ($7::text IS NULL OR EXISTS (
-        SELECT 1 FROM tracker_link l
-        WHERE l.tracker_issue_id = i.id AND l.target = 'launch' AND l.target_key = $7))
-  AND ($8::text IS NULL OR i.cycle->>'id' = $8 OR i.cycle->>'number' = $8
-       OR lower(i.cycle->>'name') = lower($8))
-  AND ($9::timestamptz IS NULL OR (i.updated_at, i.id) < ($9, $10::uuid))
+        WHERE l.tracker_issue_id = i.id AND l.target = 'launch' AND l.target_key = $6))
+  AND ($7::text IS NULL OR i.cycle->>'id' = $7 OR i.cycle->>'number' = $7
+       OR lower(i.cycle->>'name') = lower($7))
+  AND ($8::timestamptz IS NULL OR (i.updated_at, i.id) < ($8, $9::uuid))
 ORDER BY i.updated_at DESC, i.id DESC
-LIMIT $11
+LIMIT $10
 """  # noqa: S608 - only the constant subquery is formatted in
-
-MARK_DELETED = """
-UPDATE tracker_issue SET deleted = true, blocker = false, version = version + 1, updated_at = now()
-WHERE id = $1
-RETURNING version
-"""
 
 # --- delivery roll-ups of items and launches ----------------------------------------------------
 
@@ -244,23 +173,6 @@ FROM linked JOIN tracker_issue i ON i.id = linked.tracker_issue_id AND NOT i.del
 GROUP BY linked.key
 """  # noqa: S608 - only the constant aggregates are formatted in
 
-# --- the Jira epic/parent convention ----------------------------------------------------------
-
-# The item links of stored Jira issues keyed `$2`, with the labels that may have made them.
-PARENT_ITEM_LINKS = """
-SELECT p.labels, l.target_key, l.by
-FROM tracker_issue p JOIN tracker_link l ON l.tracker_issue_id = p.id AND l.target = 'item'
-WHERE p.workspace = $1 AND p.provider = 'jira' AND p.key = $2 AND NOT p.deleted
-ORDER BY l.target_key
-"""
-
-LOCK_JIRA_CHILDREN = """
-SELECT * FROM tracker_issue
-WHERE workspace = $1 AND provider = 'jira' AND parent_key = $2 AND NOT deleted
-ORDER BY id
-FOR UPDATE
-"""
-
 # --- GitLab API access of a source, and the milestone titles read with it ---------------------
 
 SOURCE_PROVIDER = "SELECT provider FROM webhook_source WHERE id = $1"
@@ -280,10 +192,14 @@ DELETE_API_ACCESS = "DELETE FROM source_api_access WHERE source_id = $1"
 # Titles read with another token or from another GitLab may not hold any more.
 FORGET_MILESTONES = "DELETE FROM gitlab_milestone WHERE source_id = $1"
 
-SELECT_MILESTONE = """
-SELECT title, fetched_at > now() - $3::float8 * interval '1 second' AS fresh
-FROM gitlab_milestone
-WHERE source_id = $1 AND milestone_id = $2
+# Per (source, milestone id): the source's API access if it has one, and the title read with it
+# (`fresh` within $3 seconds).
+MILESTONES_OF = """
+SELECT r.source_id, r.milestone_id, a.workspace, a.base_url, a.token, m.title,
+       m.fetched_at > now() - $3::float8 * interval '1 second' AS fresh
+FROM unnest($1::uuid[], $2::bigint[]) AS r (source_id, milestone_id)
+LEFT JOIN source_api_access a ON a.source_id = r.source_id
+LEFT JOIN gitlab_milestone m ON m.source_id = a.source_id AND m.milestone_id = r.milestone_id
 """
 
 UPSERT_MILESTONE = """

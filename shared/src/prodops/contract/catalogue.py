@@ -8,10 +8,10 @@ aggregate's `version`; consumers apply one only when it is newer than what they 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prodops.contract.base import EventData, Priority, StateData, TrackerPriority
 
@@ -217,7 +217,12 @@ class TrackerCycle(BaseModel):
 
 
 class TrackerIssueUpserted(StateData):
-    """An issue-tracker issue (or pull request) was created or changed."""
+    """An issue-tracker issue (or pull request) was created or changed: the tracker's facts.
+
+    Whether it blocks a launch is the workspace's readiness policy, evaluated in insights. Events
+    written before that carry a `blocker` verdict too: it is dropped when read, so the stream
+    still replays (any other unknown field is still refused).
+    """
 
     TYPE = "prodops.tracker_issue.upserted.v1"
     id: UUID
@@ -229,7 +234,6 @@ class TrackerIssueUpserted(StateData):
     state: Literal["open", "closed"]
     kind: Literal["bug", "feature", "task"]
     priority: TrackerPriority = "none"
-    blocker: bool = False
     labels: list[str] = Field(default_factory=list)
     estimate: float | None = None
     item_keys: list[str] = Field(default_factory=list)
@@ -237,6 +241,14 @@ class TrackerIssueUpserted(StateData):
     created_at: datetime
     closed_at: datetime | None = None
     cycle: TrackerCycle | None = Field(default=None, description="Linear only; null elsewhere")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_blocker(cls, data: Any) -> Any:
+        """Drop the `blocker` verdict that events published before v1's facts-only data carry."""
+        if isinstance(data, dict) and "blocker" in data:
+            return {name: value for name, value in data.items() if name != "blocker"}
+        return data
 
 
 class TrackerIssueDeleted(Deleted):

@@ -33,7 +33,7 @@ from prodops.runtime.db import Connection, Pool, request_transaction
 from prodops.runtime.settings import Settings
 from prodops.runtime.telemetry import WEBHOOKS_RECEIVED
 from prodops.webhooks import body_codec
-from prodops.webhooks.intake import Delivery, Intake, Normalizer
+from prodops.webhooks.intake import Delivery, Intake, Normaliser
 from prodops.webhooks.sources import WebhookSource, source_cache
 from prodops.webhooks.standard import SignatureError
 from prodops.webhooks.writer import NewDelivery
@@ -46,7 +46,7 @@ __all__ = [
     "InboundWebhook",
     "Intake",
     "MalformedWebhookError",
-    "Normalizer",
+    "Normaliser",
     "Provider",
     "SignatureError",
     "WebhookEndpoint",
@@ -191,10 +191,16 @@ class Accepted(BaseModel):
     )
 
 
-async def _normalise(conn: Connection, normalize: Normalizer, delivery: Delivery) -> Status:
+async def _normalise(
+    conn: Connection, normalise: Normaliser, delivery: Delivery, failed: str | None
+) -> Status:
+    """Normalise one delivery (a batch of one) in a savepoint; `failed`: its look-ups failed."""
+    if failed is not None:
+        await conn.execute(_SETTLE, delivery.id, "failed", failed)
+        return "failed"
     try:
         async with conn.transaction():
-            handled = await normalize(conn, delivery)
+            [handled] = await normalise(conn, [delivery])
     except Exception as exc:  # noqa: BLE001 - any mapper failure is kept with its error
         log.warning("delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc)
         await conn.execute(_SETTLE, delivery.id, "failed", f"{type(exc).__name__}: {exc}")
@@ -316,19 +322,24 @@ def webhook_routers(endpoint: WebhookEndpoint) -> list[APIRouter]:
     ) -> DeliveryView:
         """Normalise a stored delivery again (after a fix); its new status is answered."""
         async with request_transaction(request, principal.workspace) as conn:
-            row = await conn.fetchrow(_LOCK, delivery_id)
-            if row is None:
+            row = await conn.fetchrow(_GET, delivery_id)
+        if row is None:
+            raise ProblemError(404, "Not Found", "no such delivery in this workspace")
+        delivery = Delivery(
+            row["id"],
+            row["workspace"],
+            row["source_id"],
+            row["provider"],
+            row["event_type"],
+            body_codec.decode(row["body_codec"], row["body"]),
+            row["received_at"],
+        )
+        # Vendor look-ups first, with no transaction open.
+        failed = await endpoint.intake.prepare(request.app.state.pool, [delivery])
+        async with request_transaction(request, principal.workspace) as conn:
+            if await conn.fetchrow(_LOCK, delivery_id) is None:
                 raise ProblemError(404, "Not Found", "no such delivery in this workspace")
-            delivery = Delivery(
-                row["id"],
-                row["workspace"],
-                row["source_id"],
-                row["provider"],
-                row["event_type"],
-                body_codec.decode(row["body_codec"], row["body"]),
-                row["received_at"],
-            )
-            await _normalise(conn, endpoint.intake.normalize, delivery)
+            await _normalise(conn, endpoint.intake.normalise, delivery, failed.get(delivery.id))
             row = await conn.fetchrow(_GET, delivery_id)
         assert row is not None  # locked FOR UPDATE above, in the same transaction
         return _view(row)

@@ -6,6 +6,13 @@ The normaliser then maps stored deliveries in arrival order, a batch per transac
 lock that makes one process at a time do it, so two replicas never apply one issue's updates out
 of order. A delivery left `received` by a stopped process is found by the next poll of any
 replica.
+
+A service gives one normaliser: a batch of one workspace's deliveries in, for each whether it
+named anything out. The fast pass hands it each workspace's share of the batch; after a failure,
+the careful pass hands it one delivery at a time, each in a savepoint, so only the failing ones
+are kept `failed`. What a normaliser must ask a vendor's API (GitLab milestone titles) it asks in
+its `prepare` step, which runs before the transaction that claims the batch: no vendor call waits
+while the lock every workspace's deliveries share is held.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -38,6 +45,13 @@ NORMALISE_BATCH = 200
 # Most bytes of stored bodies kept for the normaliser (`BodyCache`).
 BODY_CACHE_BYTES = 32 * 2**20
 
+# The next deliveries to normalise, read without a lock: their vendor look-ups run before the
+# claim.
+_NEXT = """
+SELECT id, workspace, source_id, provider, event_type, received_at
+FROM webhook_delivery WHERE status = 'received'
+ORDER BY received_at, id LIMIT $1
+"""
 # One normaliser at a time per service schema (feedback and roadmap share a database), taken in
 # the claim's own round trip: every row it returns is joined to the lock, so the lock is held
 # before the first row is. Rows another normaliser settled while this one waited for the lock
@@ -47,9 +61,9 @@ _CLAIM = """
 WITH normaliser AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(hashtext('webhook-normaliser:' || current_schema()))
 )
-SELECT d.id, d.workspace, d.source_id, d.provider, d.event_type, d.received_at
-FROM webhook_delivery AS d, normaliser WHERE d.status = 'received'
-ORDER BY d.received_at, d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED
+SELECT d.id FROM webhook_delivery AS d, normaliser
+WHERE d.id = ANY($1::uuid[]) AND d.status = 'received'
+FOR UPDATE OF d SKIP LOCKED
 """
 _BODIES = "SELECT id, body_codec, body FROM webhook_delivery WHERE id = ANY($1::uuid[])"
 _SCOPE = "SELECT set_config('prodops.workspace', $1, true), set_config('role', $2, true)"
@@ -75,20 +89,21 @@ class Delivery:
     received_at: datetime
 
 
-# Writes the domain rows of a delivery in the caller's transaction; False means "not a type this
-# service acts on" (stored as `ignored`). Raising stores the delivery as `failed`.
-Normalizer = Callable[[Connection, Delivery], Awaitable[bool]]
-# The same for one workspace's deliveries at once, in order, with the same result as `Normalizer`
-# on each in turn; raising sends the batch one delivery at a time, to find the failing one.
-ManyNormalizer = Callable[[Connection, Sequence[Delivery]], Awaitable[list[bool]]]
+# Writes the domain rows of one workspace's deliveries, in order, in the caller's transaction;
+# for each, False means "not a type this service acts on" (stored as `ignored`). Raising undoes
+# them all (the careful pass then gives it one delivery at a time, to find the failing one).
+Normaliser = Callable[[Connection, Sequence[Delivery]], Awaitable[list[bool]]]
+# Vendor look-ups for deliveries, run with no transaction open; the reason each delivery that
+# cannot be normalised failed (kept `failed`, to be replayed), by its id.
+Preparer = Callable[[Pool, Sequence[Delivery]], Awaitable[Mapping[UUID, str]]]
 
 
 class Intake:
     """The group-committing writer and the normaliser of one service's webhook deliveries."""
 
-    def __init__(self, normalize: Normalizer, normalize_many: ManyNormalizer | None = None) -> None:
-        self.normalize = normalize
-        self.normalize_many = normalize_many
+    def __init__(self, normalise: Normaliser, prepare: Preparer | None = None) -> None:
+        self.normalise = normalise
+        self._prepare = prepare
         self._stored = asyncio.Event()
         self._settled: dict[UUID, asyncio.Future[Status]] = {}
         self._bodies = BodyCache(BODY_CACHE_BYTES)
@@ -111,6 +126,10 @@ class Intake:
         """The writer, and the normaliser where `settings` give this process background work."""
         loops = [("webhook-writer", self.writer(pool, settings))]
         return [*loops, *self.background(pool, settings)] if settings.background else loops
+
+    async def prepare(self, pool: Pool, deliveries: Sequence[Delivery]) -> Mapping[UUID, str]:
+        """The normaliser's vendor look-ups for `deliveries` (no transaction may be open)."""
+        return {} if self._prepare is None else await self._prepare(pool, deliveries)
 
     async def store(self, delivery: NewDelivery) -> bool:
         """Store a delivery durably; False when its (source, key) was stored before."""
@@ -150,45 +169,59 @@ class Intake:
 
     async def normalise_batch(self, pool: Pool, settings: Settings) -> int:
         """Normalise the oldest stored deliveries in one transaction; how many there were."""
+        rows = await pool.fetch(_NEXT, NORMALISE_BATCH)
+        if not rows:
+            return 0
+        deliveries = await self._with_bodies(pool, rows)
+        failed = await self.prepare(pool, deliveries)
         try:
-            # Fast: the batch's deliveries all at once. A mapper failing undoes the transaction
+            # Fast: each workspace's deliveries at once. A mapper failing undoes the transaction
             # and sends the batch to the careful pass, a savepoint per delivery, so that only the
             # failing ones are kept `failed`.
-            return await self._normalise_batch(pool, settings, careful=False)
+            await self._normalise_claimed(pool, settings, deliveries, failed, careful=False)
         except Exception:  # noqa: BLE001 - the careful pass records which one failed
-            return await self._normalise_batch(pool, settings, careful=True)
+            await self._normalise_claimed(pool, settings, deliveries, failed, careful=True)
+        return len(rows)
 
-    async def _normalise_batch(self, pool: Pool, settings: Settings, *, careful: bool) -> int:
+    async def _normalise_claimed(
+        self,
+        pool: Pool,
+        settings: Settings,
+        deliveries: list[Delivery],
+        failed: Mapping[UUID, str],
+        *,
+        careful: bool,
+    ) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, NORMALISE_BATCH)
-            if not rows:
-                return 0
-            deliveries = await self._with_bodies(conn, rows)
+            # Those still `received` once the lock is held; another replica may have taken some.
+            claimed = {r["id"] for r in await conn.fetch(_CLAIM, [d.id for d in deliveries])}
+            batch = [d for d in deliveries if d.id in claimed]
+            if not batch:
+                return
             events: list[Event] = []
-            outcomes = await self._apply(conn, deliveries, settings, events, careful=careful)
+            outcomes = await self._apply(conn, batch, settings, failed, events, careful=careful)
             await conn.execute(_UNSCOPE)
             # The batch's events in one write, as the owner: they span workspaces.
             await outbox.add(conn, *events)
             await conn.execute(
                 _SETTLE,
-                [d.id for d in deliveries],
+                [d.id for d in batch],
                 [status for status, _ in outcomes],
                 [error for _, error in outcomes],
             )
-        for delivery, (status, _) in zip(deliveries, outcomes, strict=True):
+        for delivery, (status, _) in zip(batch, outcomes, strict=True):
             self._bodies.take(delivery.id)  # committed: the body is not needed again here
             waiter = self._settled.get(delivery.id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(status)
-        return len(rows)
 
-    async def _with_bodies(self, conn: Connection, rows: list[Any]) -> list[Delivery]:
-        """The claimed rows as deliveries: bodies this process stored from memory, the rest read."""
+    async def _with_bodies(self, pool: Pool, rows: list[Any]) -> list[Delivery]:
+        """The rows as deliveries: bodies this process stored from memory, the rest read."""
         kept = {row["id"]: self._bodies.get(row["id"]) for row in rows}
         bodies = {key: body for key, body in kept.items() if body is not None}
         missing = [key for key in kept if key not in bodies]
         if missing:
-            stored = await conn.fetch(_BODIES, missing)
+            stored = await pool.fetch(_BODIES, missing)
             bodies.update((r["id"], body_codec.decode(r["body_codec"], r["body"])) for r in stored)
         return [Delivery(**dict(row.items()), body=bodies[row["id"]]) for row in rows]
 
@@ -197,60 +230,47 @@ class Intake:
         conn: Connection,
         deliveries: list[Delivery],
         settings: Settings,
+        failed: Mapping[UUID, str],
         events: list[Event],
         *,
         careful: bool,
     ) -> list[tuple[Outcome, str | None]]:
-        """Normalise each delivery in order; the events they emit are added to `events`."""
-        if not careful and self.normalize_many is not None:
-            return await self._apply_many(conn, deliveries, settings, events, self.normalize_many)
-        outcomes: list[tuple[Outcome, str | None]] = []
-        scope: str | None = None
+        """Normalise the deliveries in order; the events they emit are added to `events`."""
+        outcomes: dict[UUID, tuple[Outcome, str | None]] = {
+            d.id: ("failed", failed[d.id]) for d in deliveries if d.id in failed
+        }
+        by_workspace: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
-            if delivery.workspace != scope:
-                scope = delivery.workspace
-                await conn.execute(_SCOPE, scope, settings.app_role)
-            if not careful:
-                with outbox.deferred() as emitted:
-                    handled = await self.normalize(conn, delivery)
-                events += emitted
-                outcomes.append(("processed" if handled else "ignored", None))
-                continue
-            try:
-                with outbox.deferred() as emitted:
-                    async with conn.transaction():
-                        handled = await self.normalize(conn, delivery)
-                events += emitted
-            except Exception as exc:  # noqa: BLE001 - any mapper failure is kept with its error
-                log.warning(
-                    "delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc
-                )
-                outcomes.append(("failed", f"{type(exc).__name__}: {exc}"))
-            else:
-                outcomes.append(("processed" if handled else "ignored", None))
-        return outcomes
-
-    async def _apply_many(
-        self,
-        conn: Connection,
-        deliveries: list[Delivery],
-        settings: Settings,
-        events: list[Event],
-        normalize_many: ManyNormalizer,
-    ) -> list[tuple[Outcome, str | None]]:
-        """Each workspace's deliveries at once, in order (workspaces are independent)."""
-        by_workspace: dict[str, list[int]] = {}
-        for index, delivery in enumerate(deliveries):
-            by_workspace.setdefault(delivery.workspace, []).append(index)
-        outcomes: list[tuple[Outcome, str | None]] = [("ignored", None)] * len(deliveries)
-        for workspace, indexes in by_workspace.items():
+            if delivery.id not in failed:
+                by_workspace.setdefault(delivery.workspace, []).append(delivery)
+        for workspace, share in by_workspace.items():  # workspaces are independent
             await conn.execute(_SCOPE, workspace, settings.app_role)
+            groups = [[d] for d in share] if careful else [share]
+            for group in groups:
+                outcomes |= await self._normalise_group(conn, group, events, careful=careful)
+        return [outcomes[d.id] for d in deliveries]
+
+    async def _normalise_group(
+        self, conn: Connection, group: list[Delivery], events: list[Event], *, careful: bool
+    ) -> dict[UUID, tuple[Outcome, str | None]]:
+        """One call of the normaliser; in the careful pass in a savepoint, its failure kept."""
+        try:
             with outbox.deferred() as emitted:
-                handled = await normalize_many(conn, [deliveries[i] for i in indexes])
-            events += emitted
-            for index, named in zip(indexes, handled, strict=True):
-                outcomes[index] = ("processed" if named else "ignored", None)
-        return outcomes
+                if careful:
+                    async with conn.transaction():
+                        named = await self.normalise(conn, group)
+                else:
+                    named = await self.normalise(conn, group)
+        except Exception as exc:
+            if not careful:
+                raise
+            delivery = group[0]
+            log.warning("delivery %s of %s failed to map: %r", delivery.id, delivery.provider, exc)
+            return {delivery.id: ("failed", f"{type(exc).__name__}: {exc}")}
+        events += emitted
+        return {
+            d.id: ("processed" if n else "ignored", None) for d, n in zip(group, named, strict=True)
+        }
 
 
 async def _wake_channel(pool: Pool, settings: Settings) -> str:
