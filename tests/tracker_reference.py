@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from roadmap.domain import TrackerIssueSnapshot, item_keys_from_labels
 from roadmap.tracker_merge import ExplicitLink, Operation
 from roadmap.tracker_rules import MUTABLE_FIELDS, convention_keys, merged_fields
+from roadmap.tracker_snapshot import TrackerIssueSnapshot, item_keys_from_labels
 
 Ident = tuple[str, str]
 

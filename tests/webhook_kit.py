@@ -21,17 +21,11 @@ from prodops.http.limits import BodyLimitMiddleware
 from prodops.http.problems import install_problem_handlers
 from prodops.runtime.db import Connection, Pool
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import (
-    Delivery,
-    Identity,
-    InboundWebhook,
-    Intake,
-    MalformedWebhookError,
-    SignatureError,
-    WebhookEndpoint,
-    webhook_routers,
-)
+from prodops.webhooks.endpoint import WebhookEndpoint, webhook_routers
+from prodops.webhooks.intake import Delivery, Intake
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
 from prodops.webhooks.sources import sources_router
+from prodops.webhooks.standard import SignatureError
 from support import register_source
 
 

@@ -11,13 +11,8 @@ import pytest
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.freshdesk import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-    body_hash,
-)
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError, body_hash
+from prodops.webhooks.standard import SignatureError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "freshdesk"
 SECRET = "whsec_c2VjcmV0LWZvci1mcmVzaGRlc2stdGVzdHM="

@@ -16,12 +16,8 @@ from fastapi.responses import PlainTextResponse
 
 from feedback.webhooks.front import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-)
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.standard import SignatureError
 from webhook_kit import assert_only_the_signed_body_verifies
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "front"

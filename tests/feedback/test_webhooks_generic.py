@@ -13,12 +13,8 @@ from standardwebhooks import Webhook
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.generic import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-)
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.standard import SignatureError
 
 SECRET = "whsec_" + base64.b64encode(b"generic-webhook-secret-24").decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"the-secret-rotated-in-now").decode()

@@ -16,13 +16,8 @@ from fastapi.responses import JSONResponse
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.helpscout import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-    body_hash,
-)
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError, body_hash
+from prodops.webhooks.standard import SignatureError
 
 CONVERSATION = (
     Path(__file__).parents[1]

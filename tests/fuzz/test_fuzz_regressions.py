@@ -16,7 +16,8 @@ import pytest
 
 from feedback.webhooks import front, generic
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import InboundWebhook, SignatureError
+from prodops.webhooks.provider import InboundWebhook
+from prodops.webhooks.standard import SignatureError
 from roadmap.webhooks import gitlab, linear
 from support import auth, create_app, register_source, running
 

@@ -24,12 +24,8 @@ from feedback.tickets import PROVIDERS as FEEDBACK_PROVIDERS
 from fuzz.harness import Service, fuzz_settings
 from fuzz.vendors import SERVICES, SIGNERS, VENDORS, Vendor, json_values
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import (
-    InboundWebhook,
-    MalformedWebhookError,
-    Provider,
-    SignatureError,
-)
+from prodops.webhooks.provider import InboundWebhook, MalformedWebhookError, Provider
+from prodops.webhooks.standard import SignatureError
 from roadmap.tracker import PROVIDERS as ROADMAP_PROVIDERS
 from support import auth
 

@@ -21,12 +21,13 @@ from prodops.http.auth import install_auth
 from prodops.http.problems import install_problem_handlers
 from prodops.runtime.db import Pool, create_pool
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import Intake, WebhookEndpoint, webhook_routers
+from prodops.webhooks.endpoint import WebhookEndpoint, webhook_routers
+from prodops.webhooks.intake import Intake
 from prodops.webhooks.sources import sources_router
-from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker import PROVIDERS, normalise_deliveries
 from roadmap.tracker_api import router
 from roadmap.tracker_rules import merged_fields
+from roadmap.tracker_snapshot import TrackerIssueSnapshot
 from support import auth, emitted
 from webhook_kit import intake_running
 

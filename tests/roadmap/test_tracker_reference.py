@@ -25,9 +25,9 @@ from prodops.messaging import outbox
 from prodops.runtime.db import Pool, create_pool, workspace_transaction
 from prodops.runtime.settings import Settings
 from roadmap import tracker_sql as sql
-from roadmap.domain import ClearableField, TrackerIssueSnapshot
 from roadmap.tracker_merge import ExplicitLink, LinkTarget, Operation
 from roadmap.tracker_rules import MUTABLE_FIELDS
+from roadmap.tracker_snapshot import ClearableField, TrackerIssueSnapshot
 from roadmap.tracker_write import apply_operations
 
 CREATED = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

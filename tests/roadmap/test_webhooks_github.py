@@ -12,13 +12,9 @@ from typing import Any
 import pytest
 from fastapi.responses import JSONResponse
 
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-)
-from roadmap.domain import TrackerIssueSnapshot, item_keys_from_labels
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.standard import SignatureError
+from roadmap.tracker_snapshot import TrackerIssueSnapshot, item_keys_from_labels
 from roadmap.webhooks.github import PROVIDER, snapshots
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github"

@@ -11,14 +11,9 @@ from typing import Any
 
 import pytest
 
-from prodops.webhooks.endpoint import (
-    Identity,
-    InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
-    body_hash,
-)
-from roadmap.domain import TrackerIssueSnapshot, item_keys_from_labels
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError, body_hash
+from prodops.webhooks.standard import SignatureError
+from roadmap.tracker_snapshot import TrackerIssueSnapshot, item_keys_from_labels
 from roadmap.webhooks.jira import PROVIDER, snapshots
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "jira"

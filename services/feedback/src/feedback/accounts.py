@@ -20,6 +20,7 @@ from prodops.contract import AccountUpserted, Event, make_event
 from prodops.http.auth import FeedbackRead, FeedbackWrite
 from prodops.http.pagination import Cursor, Limit, Page, decode_cursor, page_of
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.routes import changes
 from prodops.messaging import outbox
 from prodops.runtime.db import Connection, request_transaction
 from prodops.runtime.telemetry import current_traceparent
@@ -199,7 +200,7 @@ async def put_account(
     return account
 
 
-@router.post("/bulk", response_model=BulkAccountsResult, dependencies=[Depends(require_json)])
+@changes(router, "POST", "/bulk", BulkAccountsResult)
 async def bulk_upsert_accounts(
     request: Request, body: BulkAccountsInput, principal: FeedbackWrite
 ) -> BulkAccountsResult:

@@ -14,6 +14,7 @@ from feedback.links import router as links_router
 from prodops.http.auth import FeedbackRead, FeedbackWrite
 from prodops.http.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.routes import changes, deletes
 from prodops.runtime.db import request_transaction
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], responses=PROBLEM_RESPONSES)
@@ -90,7 +91,7 @@ async def get_feedback(
     return item
 
 
-@router.patch("/{feedback_id}", response_model=FeedbackView, dependencies=[Depends(require_json)])
+@changes(router, "PATCH", "/{feedback_id}", FeedbackView)
 async def patch_feedback(
     request: Request, feedback_id: UUID, body: FeedbackPatch, principal: FeedbackWrite
 ) -> FeedbackView:
@@ -101,7 +102,7 @@ async def patch_feedback(
         )
 
 
-@router.delete("/{feedback_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@deletes(router, "/{feedback_id}")
 async def delete_feedback(request: Request, feedback_id: UUID, principal: FeedbackWrite) -> None:
     """Delete a feedback item and emit `feedback.deleted`; its external id may come again."""
     async with request_transaction(request, principal.workspace) as conn:

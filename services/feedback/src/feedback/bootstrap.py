@@ -11,7 +11,8 @@ from feedback.tickets import PROVIDERS, normalise_deliveries
 from prodops.contract import EMITTED_BY
 from prodops.runtime.app import ServiceSpec, create_service_app
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import Intake, WebhookEndpoint
+from prodops.webhooks.endpoint import WebhookEndpoint
+from prodops.webhooks.intake import Intake
 from prodops.webhooks.sources import sources_router
 
 IMPORT_PATH = "/v1/feedback/import"

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback import service
 from feedback.domain import ITEM_KEY_PATTERN, FeedbackView, Link
 from prodops.http.auth import FeedbackWrite
-from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.http.routes import changes, deletes
 from prodops.runtime.db import request_transaction
 
 router = APIRouter(responses=PROBLEM_RESPONSES)
@@ -56,11 +57,7 @@ async def link_feedback(
     return link
 
 
-@router.delete(
-    "/{feedback_id}/links/{item_key}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-)
+@deletes(router, "/{feedback_id}/links/{item_key}")
 async def unlink_feedback(
     request: Request, feedback_id: UUID, item_key: ItemKey, principal: FeedbackWrite
 ) -> None:
@@ -71,9 +68,7 @@ async def unlink_feedback(
         )
 
 
-@router.post(
-    "/{feedback_id}/merge", response_model=FeedbackView, dependencies=[Depends(require_json)]
-)
+@changes(router, "POST", "/{feedback_id}/merge", FeedbackView)
 async def merge_feedback(
     request: Request, feedback_id: UUID, body: MergeRequest, principal: FeedbackWrite
 ) -> FeedbackView:

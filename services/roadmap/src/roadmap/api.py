@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from prodops.http.auth import Admin, RoadmapRead
-from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.http.routes import changes
 from prodops.runtime.db import request_transaction
 from roadmap import launch_service, service
 from roadmap.domain import ChecklistTemplate, ItemKeyPrefix
@@ -20,11 +21,7 @@ async def get_item_key_prefix(request: Request, principal: RoadmapRead) -> ItemK
         return ItemKeyPrefix(prefix=await service.get_item_key_prefix(conn=conn))
 
 
-@router.put(
-    "/settings/item-key-prefix",
-    response_model=ItemKeyPrefix,
-    dependencies=[Depends(require_json)],
-)
+@changes(router, "PUT", "/settings/item-key-prefix", ItemKeyPrefix)
 async def put_item_key_prefix(
     request: Request, body: ItemKeyPrefix, principal: Admin
 ) -> ItemKeyPrefix:
@@ -43,9 +40,7 @@ async def get_checklist_template(request: Request, principal: RoadmapRead) -> Ch
         return await launch_service.get_checklist_template(conn=conn)
 
 
-@router.put(
-    "/checklist-template", response_model=ChecklistTemplate, dependencies=[Depends(require_json)]
-)
+@changes(router, "PUT", "/checklist-template", ChecklistTemplate)
 async def put_checklist_template(
     request: Request, body: ChecklistTemplate, principal: Admin
 ) -> ChecklistTemplate:

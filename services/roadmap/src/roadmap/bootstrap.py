@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from prodops.contract import EMITTED_BY
 from prodops.runtime.app import ServiceSpec, create_service_app
 from prodops.runtime.settings import Settings
-from prodops.webhooks.endpoint import Intake, WebhookEndpoint
+from prodops.webhooks.endpoint import WebhookEndpoint
+from prodops.webhooks.intake import Intake
 from prodops.webhooks.sources import sources_router
 from roadmap import api, items, launches, objectives, source_access, tracker_api
 from roadmap.gitlab_milestones import MilestoneTitles

@@ -33,7 +33,7 @@ from prodops.runtime.settings import Settings
 from prodops.webhooks.intake import Delivery
 from prodops.webhooks.sources import SecretBox
 from roadmap import tracker_sql as sql
-from roadmap.domain import TrackerIssueSnapshot
+from roadmap.tracker_snapshot import TrackerIssueSnapshot
 from roadmap.webhooks import gitlab
 from roadmap.webhooks.gitlab import MilestoneRef, milestone_ref
 

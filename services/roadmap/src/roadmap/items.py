@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 
 from prodops.http.auth import RoadmapRead, RoadmapWrite
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.http.routes import changes, creates, deletes, newest_first
 from prodops.runtime.db import request_transaction
 from roadmap import service
 from roadmap.domain import Item, ItemFilters, ItemInput, ItemPatch, StatusChange
@@ -19,12 +20,7 @@ from roadmap.domain import Item, ItemFilters, ItemInput, ItemPatch, StatusChange
 router = APIRouter(prefix="/v1/items", tags=["items"], responses=PROBLEM_RESPONSES)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Item,
-    dependencies=[Depends(require_json)],
-)
+@creates(router, Item)
 async def create_item(
     request: Request, response: Response, body: ItemInput, principal: RoadmapWrite
 ) -> Item:
@@ -48,7 +44,7 @@ async def list_items(
         rows = await service.list_items(
             conn=conn, filters=filters, after=time_id_after(cursor), limit=limit + 1
         )
-    return page_of(rows, limit, lambda i: time_id_key(i.created_at, i.id))
+    return newest_first(rows, limit)
 
 
 @router.get("/{id_or_key}", response_model=Item)
@@ -67,7 +63,7 @@ async def get_item_history(
         return await service.item_history(conn=conn, id_or_key=id_or_key)
 
 
-@router.patch("/{id_or_key}", response_model=Item, dependencies=[Depends(require_json)])
+@changes(router, "PATCH", "/{id_or_key}", Item)
 async def patch_item(
     request: Request, id_or_key: str, body: ItemPatch, principal: RoadmapWrite
 ) -> Item:
@@ -82,7 +78,7 @@ async def patch_item(
         )
 
 
-@router.delete("/{id_or_key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@deletes(router, "/{id_or_key}")
 async def delete_item(request: Request, id_or_key: str, principal: RoadmapWrite) -> None:
     """Delete an item and emit `item.deleted`; its children lose their parent."""
     async with request_transaction(request, principal.workspace) as conn:

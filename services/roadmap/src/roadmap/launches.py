@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response
 
 from prodops.contract import new_id
 from prodops.http.auth import RoadmapRead, RoadmapWrite
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.http.routes import changes, creates, deletes, newest_first
 from prodops.runtime.db import request_transaction
 from roadmap import launch_service as service
 from roadmap.domain import (
@@ -28,12 +29,7 @@ from roadmap.domain import (
 router = APIRouter(prefix="/v1/launches", tags=["launches"], responses=PROBLEM_RESPONSES)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Launch,
-    dependencies=[Depends(require_json)],
-)
+@creates(router, Launch)
 async def create_launch(
     request: Request, response: Response, body: LaunchInput, principal: RoadmapWrite
 ) -> Launch:
@@ -60,7 +56,7 @@ async def list_launches(
         rows = await service.list_launches(
             conn=conn, status=status, after=time_id_after(cursor), limit=limit + 1
         )
-    return page_of(rows, limit, lambda launch: time_id_key(launch.created_at, launch.id))
+    return newest_first(rows, limit)
 
 
 @router.get("/{id_or_key}", response_model=Launch)
@@ -70,7 +66,7 @@ async def get_launch(request: Request, id_or_key: str, principal: RoadmapRead) -
         return await service.find_launch(conn=conn, id_or_key=id_or_key)
 
 
-@router.patch("/{id_or_key}", response_model=Launch, dependencies=[Depends(require_json)])
+@changes(router, "PATCH", "/{id_or_key}", Launch)
 async def patch_launch(
     request: Request, id_or_key: str, body: LaunchPatch, principal: RoadmapWrite
 ) -> Launch:
@@ -81,7 +77,7 @@ async def patch_launch(
         )
 
 
-@router.put("/{id_or_key}/checklist", response_model=Launch, dependencies=[Depends(require_json)])
+@changes(router, "PUT", "/{id_or_key}/checklist", Launch)
 async def replace_checklist(
     request: Request, id_or_key: str, body: Checklist, principal: RoadmapWrite
 ) -> Launch:
@@ -95,11 +91,7 @@ async def replace_checklist(
         )
 
 
-@router.patch(
-    "/{id_or_key}/checklist/{entry_id}",
-    response_model=Launch,
-    dependencies=[Depends(require_json)],
-)
+@changes(router, "PATCH", "/{id_or_key}/checklist/{entry_id}", Launch)
 async def patch_checklist_entry(
     request: Request,
     id_or_key: str,
@@ -118,7 +110,7 @@ async def patch_checklist_entry(
         )
 
 
-@router.delete("/{id_or_key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@deletes(router, "/{id_or_key}")
 async def delete_launch(request: Request, id_or_key: str, principal: RoadmapWrite) -> None:
     """Delete a launch and emit `launch.deleted`; its items are unlinked (`item.upserted`)."""
     async with request_transaction(request, principal.workspace) as conn:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response
 
 from prodops.http.auth import RoadmapRead, RoadmapWrite
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.http.problems import PROBLEM_RESPONSES, require_json
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
+from prodops.http.problems import PROBLEM_RESPONSES
+from prodops.http.routes import changes, creates, deletes, newest_first
 from prodops.runtime.db import request_transaction
 from roadmap import service
 from roadmap.domain import Objective, ObjectiveInput, ObjectivePatch, ObjectiveStatus
@@ -16,12 +17,7 @@ from roadmap.domain import Objective, ObjectiveInput, ObjectivePatch, ObjectiveS
 router = APIRouter(prefix="/v1/objectives", tags=["objectives"], responses=PROBLEM_RESPONSES)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=Objective,
-    dependencies=[Depends(require_json)],
-)
+@creates(router, Objective)
 async def create_objective(
     request: Request, response: Response, body: ObjectiveInput, principal: RoadmapWrite
 ) -> Objective:
@@ -47,7 +43,7 @@ async def list_objectives(
         rows = await service.list_objectives(
             conn=conn, status=status, after=time_id_after(cursor), limit=limit + 1
         )
-    return page_of(rows, limit, lambda o: time_id_key(o.created_at, o.id))
+    return newest_first(rows, limit)
 
 
 @router.get("/{objective_id}", response_model=Objective)
@@ -57,7 +53,7 @@ async def get_objective(request: Request, objective_id: UUID, principal: Roadmap
         return await service.get_objective(conn=conn, objective_id=objective_id)
 
 
-@router.patch("/{objective_id}", response_model=Objective, dependencies=[Depends(require_json)])
+@changes(router, "PATCH", "/{objective_id}", Objective)
 async def patch_objective(
     request: Request, objective_id: UUID, body: ObjectivePatch, principal: RoadmapWrite
 ) -> Objective:
@@ -68,7 +64,7 @@ async def patch_objective(
         )
 
 
-@router.delete("/{objective_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@deletes(router, "/{objective_id}")
 async def delete_objective(request: Request, objective_id: UUID, principal: RoadmapWrite) -> None:
     """Delete an objective and emit `objective.deleted`.
 

@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prodops.contract import TrackerIssueUpserted
 from prodops.runtime.db import Connection
-from prodops.webhooks.endpoint import Delivery, Provider
+from prodops.webhooks.intake import Delivery
+from prodops.webhooks.provider import Provider
 from roadmap import tracker_sql as sql
-from roadmap.domain import TrackerName
 from roadmap.gitlab_milestones import titled
 from roadmap.tracker_merge import ExplicitLink, IssueState, LinkTarget
 from roadmap.tracker_rules import as_rows
+from roadmap.tracker_snapshot import TrackerName
 from roadmap.tracker_write import apply_operations
 from roadmap.webhooks import Snapshots, github, gitlab, jira, linear
 

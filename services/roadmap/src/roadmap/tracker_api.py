@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from prodops.http.auth import Principal, RoadmapRead, RoadmapWrite
 from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.http.routes import JSON_BODY, changes
 from prodops.runtime.db import request_transaction
 from roadmap import tracker
 from roadmap.domain import KEY_PATTERN
@@ -82,10 +83,7 @@ async def _link(
     return issue
 
 
-_JSON = [Depends(require_json)]
-
-
-@router.put("/v1/items/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+@changes(router, "PUT", "/v1/items/{key}/tracker-links", TrackerIssue)
 async def link_item(
     request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
 ) -> TrackerIssue:
@@ -93,7 +91,7 @@ async def link_item(
     return await _link(request, principal, body, "item", key.upper(), add=True)
 
 
-@router.delete("/v1/items/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+@router.delete("/v1/items/{key}/tracker-links", response_model=TrackerIssue, dependencies=JSON_BODY)
 async def unlink_item(
     request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
 ) -> TrackerIssue:
@@ -101,7 +99,7 @@ async def unlink_item(
     return await _link(request, principal, body, "item", key.upper(), add=False)
 
 
-@router.put("/v1/launches/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+@changes(router, "PUT", "/v1/launches/{key}/tracker-links", TrackerIssue)
 async def link_launch(
     request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
 ) -> TrackerIssue:
@@ -109,7 +107,9 @@ async def link_launch(
     return await _link(request, principal, body, "launch", key, add=True)
 
 
-@router.delete("/v1/launches/{key}/tracker-links", response_model=TrackerIssue, dependencies=_JSON)
+@router.delete(
+    "/v1/launches/{key}/tracker-links", response_model=TrackerIssue, dependencies=JSON_BODY
+)
 async def unlink_launch(
     request: Request, key: TargetKey, body: IssueRef, principal: RoadmapWrite
 ) -> TrackerIssue:

@@ -21,7 +21,6 @@ from typing import Any, Literal
 from uuid import UUID
 
 from prodops.contract import EventData, TrackerIssueDeleted, TrackerIssueUpserted, new_id
-from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker_rules import (
     MUTABLE_FIELDS,
     Links,
@@ -30,6 +29,7 @@ from roadmap.tracker_rules import (
     own_item_keys,
     plan,
 )
+from roadmap.tracker_snapshot import TrackerIssueSnapshot
 
 LinkTarget = Literal["item", "launch"]
 Ident = tuple[str, str]  # (provider, external id)

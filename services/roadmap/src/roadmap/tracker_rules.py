@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodops.contract import utcnow
-from roadmap.domain import TrackerIssueSnapshot, item_keys_from_labels
+from roadmap.tracker_snapshot import TrackerIssueSnapshot, item_keys_from_labels
 
 # The fields a delivery can change, in the order the table's statements take them.
 MUTABLE_FIELDS = (

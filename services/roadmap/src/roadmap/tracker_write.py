@@ -19,9 +19,9 @@ from prodops.messaging import outbox
 from prodops.runtime.db import Connection
 from prodops.runtime.telemetry import current_traceparent
 from roadmap import tracker_sql as sql
-from roadmap.domain import TrackerIssueSnapshot
 from roadmap.tracker_merge import IssueState, Operation, TrackerBatch
 from roadmap.tracker_rules import Links
+from roadmap.tracker_snapshot import TrackerIssueSnapshot
 
 SERVICE = "roadmap"
 

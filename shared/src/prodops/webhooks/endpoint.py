@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
@@ -34,6 +33,13 @@ from prodops.runtime.settings import Settings
 from prodops.runtime.telemetry import WEBHOOKS_RECEIVED
 from prodops.webhooks import body_codec
 from prodops.webhooks.intake import Delivery, Intake, Normaliser
+from prodops.webhooks.provider import (
+    Identity,
+    InboundWebhook,
+    MalformedWebhookError,
+    Provider,
+    headers_of,
+)
 from prodops.webhooks.sources import WebhookSource, source_cache
 from prodops.webhooks.standard import SignatureError
 from prodops.webhooks.writer import NewDelivery
@@ -42,102 +48,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Delivery",
-    "Identity",
-    "InboundWebhook",
-    "Intake",
-    "MalformedWebhookError",
-    "Normaliser",
     "Provider",
-    "SignatureError",
     "WebhookEndpoint",
-    "body_hash",
-    "headers_of",
-    "json_object",
-    "matches_one",
-    "number_of",
     "purge_deliveries",
-    "text_of",
+    "wait_preference",
     "webhook_routers",
 ]
-
-
-@dataclass(frozen=True)
-class InboundWebhook:
-    """One webhook request as received: lower-cased headers and the raw body bytes."""
-
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a delivery is: the vendor's stable delivery key and its event type."""
-
-    delivery_key: str
-    event_type: str
-
-
-class MalformedWebhookError(Exception):
-    """A verified request whose body or headers cannot be understood (answered 400)."""
-
-
-class Provider(Protocol):
-    """One vendor's scheme: how it signs, how it identifies deliveries, its setup handshake."""
-
-    name: str
-
-    def verify(
-        self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
-    ) -> None:
-        """Raise SignatureError unless the request is signed with one of `secrets`."""
-
-    def identify(self, webhook: InboundWebhook) -> Identity:
-        """The dedup key (stable across the vendor's retries) and the event type."""
-
-    def handshake(self, webhook: InboundWebhook) -> Response | None:
-        """The answer to a setup request (a ping or a challenge), or None for a delivery."""
-
-
-def json_object(body: bytes) -> dict[str, Any]:
-    """A verified body parsed as a JSON object; MalformedWebhookError (a 400) otherwise."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedWebhookError("body is not JSON") from exc
-    if not isinstance(value, dict):
-        raise MalformedWebhookError("body is not a JSON object")
-    return value
-
-
-def headers_of(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """ASGI request headers as text, names lower-case; of a repeated header, the last."""
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
-
-
-def matches_one(offered: str, expected: Iterable[str]) -> bool:
-    """Whether `offered` equals one of `expected` (one per secret), compared in constant time."""
-    # Bytes, not str: compare_digest raises on non-ASCII text, and a header is caller-controlled.
-    given = offered.strip().encode()
-    return any(hmac.compare_digest(given, candidate.encode()) for candidate in expected)
-
-
-def text_of(value: object) -> str | None:
-    """A payload value as trimmed text (ids may come as numbers); None when absent or blank."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value).strip() or None
-
-
-def number_of(value: object) -> float | None:
-    """A payload value as a number; None when it is not one (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def body_hash(webhook: InboundWebhook) -> str:
-    """A dedup key for vendors that send no delivery id: the hash of the signed body."""
-    return "sha256:" + hashlib.sha256(webhook.body).hexdigest()
 
 
 _SETTLE = """

@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from prodops.http.limits import BodyLimitMiddleware, RateLimitMiddleware, TokenBuckets
 from prodops.http.problems import rendered_by_app
 from prodops.http.telemetry import ServedRequests
-from prodops.webhooks.endpoint import WebhookEndpoint, headers_of
+from prodops.webhooks.endpoint import WebhookEndpoint
+from prodops.webhooks.provider import headers_of
 
 ROUTE = "/webhooks/{provider}/{source_id}"
 

@@ -15,14 +15,15 @@ from uuid import UUID
 
 from cachetools import TTLCache
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 
 from prodops.contract import new_id, utcnow
 from prodops.http.auth import Admin
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
-from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
+from prodops.http.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.http.routes import creates, newest_first
 from prodops.runtime.db import Pool, request_transaction
 from prodops.runtime.settings import Settings
 from prodops.webhooks.standard import new_secret
@@ -207,12 +208,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
     router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
     known = sorted(providers)
 
-    @router.post(
-        "",
-        status_code=status.HTTP_201_CREATED,
-        response_model=SourceWithSecret,
-        dependencies=[Depends(require_json)],
-    )
+    @creates(router, SourceWithSecret)
     async def create_source(
         request: Request, response: Response, body: SourceIn, principal: Admin
     ) -> SourceWithSecret:
@@ -244,7 +240,7 @@ def sources_router(*, providers: Collection[str]) -> APIRouter:
         async with request_transaction(request, principal.workspace) as conn:
             rows = await conn.fetch(_LIST, *time_id_after(cursor), limit + 1)
         found = [_source(r, request.app.state.settings) for r in rows]
-        return page_of(found, limit, lambda s: time_id_key(s.created_at, s.id))
+        return newest_first(found, limit)
 
     @router.get("/{source_id}", response_model=Source)
     async def get_source(request: Request, source_id: UUID, principal: Admin) -> Source:

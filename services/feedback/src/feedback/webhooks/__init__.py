@@ -1,6 +1,6 @@
 """Support-desk webhooks: one module per vendor, each with a `PROVIDER` and a `snapshot()`.
 
-`PROVIDER` implements `prodops.webhooks.endpoint.Provider`
+`PROVIDER` implements `prodops.webhooks.provider.Provider`
 (verify as the vendor signs, identify the
 delivery, answer the setup handshake); `snapshot(event_type, payload)` maps one delivery to a
 `TicketSnapshot`, or None for an event type feedback does not act on (stored as `ignored`).
@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from feedback.domain import TicketSnapshot, normalise_tags
-from prodops.webhooks.endpoint import InboundWebhook, SignatureError
+from prodops.webhooks.provider import InboundWebhook
+from prodops.webhooks.standard import SignatureError
 
 Snapshot = Callable[[str, Any], TicketSnapshot | None]
 

@@ -27,14 +27,15 @@ from fastapi.responses import Response
 
 from feedback.domain import TicketSnapshot, normalise_tags
 from prodops.contract import Customer, Priority
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
+    signature_header,
 )
+from prodops.webhooks.standard import SignatureError
 
 SECRET_HEADER = "x-prodops-secret"  # noqa: S105 - a header name, not a secret
 _ARCHIVED = {"resolved", "closed"}
@@ -61,9 +62,7 @@ class Freshdesk:
 
     def verify(self, webhook: InboundWebhook, secrets: Sequence[str], **_clock: float) -> None:
         """Raise SignatureError unless `X-Prodops-Secret` equals one of `secrets`."""
-        offered = webhook.headers.get(SECRET_HEADER)
-        if offered is None:
-            raise SignatureError(f"missing {SECRET_HEADER} header")
+        offered = signature_header(webhook, SECRET_HEADER)
         if not matches_one(offered, secrets):
             raise SignatureError(f"{SECRET_HEADER} does not match")
 

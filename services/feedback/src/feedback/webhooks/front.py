@@ -18,17 +18,17 @@ from fastapi.responses import PlainTextResponse, Response
 from feedback.domain import TicketSnapshot
 from feedback.webhooks import base64_hmac, signing_headers, vendor_tags
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
     Provider,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
     text_of,
 )
+from prodops.webhooks.standard import SignatureError
 
 SIGNATURE = "x-front-signature"
 TIMESTAMP = "x-front-request-timestamp"

@@ -36,13 +36,14 @@ from pydantic import ValidationError
 
 from feedback.domain import TicketSnapshot, normalise_tags
 from prodops.webhooks import standard as standard_webhooks
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
-    SignatureError,
     json_object,
+    required_header,
 )
+from prodops.webhooks.standard import SignatureError
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -76,9 +77,7 @@ class Generic:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """The sender's `webhook-id` and the body's `type`."""
-        message_id = webhook.headers.get(ID_HEADER, "").strip()
-        if not message_id:
-            raise MalformedWebhookError(f"missing {ID_HEADER} header")
+        message_id = required_header(webhook, ID_HEADER)
         event_type = json_object(webhook.body).get("type")
         if not isinstance(event_type, str) or not event_type.strip():
             raise MalformedWebhookError("body has no string `type`")

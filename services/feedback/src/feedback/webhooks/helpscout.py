@@ -18,16 +18,17 @@ from fastapi.responses import JSONResponse, Response
 from feedback.domain import TicketSnapshot, normalise_tags
 from feedback.webhooks import base64_hmac
 from prodops.contract import Customer
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
+    required_header,
+    signature_header,
     text_of,
 )
+from prodops.webhooks.standard import SignatureError
 
 SIGNATURE_HEADER = "x-helpscout-signature"
 EVENT_HEADER = "x-helpscout-event"
@@ -57,17 +58,13 @@ class HelpScout:
 
     def verify(self, webhook: InboundWebhook, secrets: Sequence[str], **_clock: float) -> None:
         """Raise SignatureError unless `X-HelpScout-Signature` is made with one of `secrets`."""
-        offered = webhook.headers.get(SIGNATURE_HEADER)
-        if offered is None:
-            raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+        offered = signature_header(webhook, SIGNATURE_HEADER)
         if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):
             raise SignatureError(f"{SIGNATURE_HEADER} does not match")
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`<event>:<id>:<update time>`, stable across retries; the body hash when either lacks."""
-        event = webhook.headers.get(EVENT_HEADER, "").strip()
-        if not event:
-            raise MalformedWebhookError(f"missing {EVENT_HEADER} header")
+        event = required_header(webhook, EVENT_HEADER)
         body = json_object(webhook.body)
         # Not the body hash first: retries re-render fields such as `customerWaitingSince.friendly`.
         ident = text_of(body.get("id"))

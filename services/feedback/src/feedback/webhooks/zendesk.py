@@ -17,17 +17,17 @@ from fastapi.responses import Response
 from feedback.domain import TicketSnapshot
 from feedback.webhooks import base64_hmac, signing_headers, vendor_tags
 from prodops.contract import Customer, Priority
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
     Provider,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
     text_of,
 )
+from prodops.webhooks.standard import SignatureError
 
 SIGNATURE = "x-zendesk-webhook-signature"
 TIMESTAMP = "x-zendesk-webhook-signature-timestamp"

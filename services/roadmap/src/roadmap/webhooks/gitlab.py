@@ -28,16 +28,16 @@ from fastapi.responses import Response
 
 from prodops.contract import TrackerPriority
 from prodops.webhooks import standard as standard_webhooks
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
-    MalformedWebhookError,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
+    required_header,
 )
-from roadmap.domain import IssueKind, TrackerIssueSnapshot, kind_of, priority_from_labels
+from prodops.webhooks.standard import SignatureError
+from roadmap.tracker_snapshot import IssueKind, TrackerIssueSnapshot, kind_of, priority_from_labels
 
 TOKEN_HEADER = "x-gitlab-token"  # noqa: S105 - a header name, not a secret
 EVENT_HEADER = "x-gitlab-event"
@@ -96,9 +96,7 @@ class GitLab:
 
     def identify(self, webhook: InboundWebhook) -> Identity:
         """`Idempotency-Key`, `X-Gitlab-Event-UUID` or the body hash; the hook and its action."""
-        event = webhook.headers.get(EVENT_HEADER, "").strip()
-        if not event:
-            raise MalformedWebhookError(f"missing {EVENT_HEADER} header")
+        event = required_header(webhook, EVENT_HEADER)
         attributes = json_object(webhook.body).get("object_attributes")
         action = attributes.get("action") if isinstance(attributes, dict) else None
         event_type = f"{event}.{action}" if isinstance(action, str) and action else event

@@ -28,18 +28,19 @@ from urllib.parse import urlsplit
 
 from fastapi.responses import Response
 
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
     number_of,
+    signature_header,
     text_of,
 )
-from roadmap.domain import (
+from prodops.webhooks.standard import SignatureError
+from roadmap.tracker_snapshot import (
     TrackerIssueSnapshot,
     jira_priority,
     kind_of,
@@ -58,7 +59,7 @@ EPIC_LINK = "customfield_10014"
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature` Jira sends for `body`."""
-    # The key is the secret's own bytes (not secret_key()): Jira never decodes a whsec_.
+    # The key is the secret's own bytes (not a whsec_ decoded): Jira never decodes one.
     return SIGNATURE_METHOD + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -77,9 +78,7 @@ class Jira:
         tolerance: float,  # noqa: ARG002
     ) -> None:
         """Raise SignatureError unless `X-Hub-Signature` is made with one of `secrets`."""
-        offered = webhook.headers.get(SIGNATURE_HEADER)
-        if offered is None:
-            raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+        offered = signature_header(webhook, SIGNATURE_HEADER)
         if not offered.startswith(SIGNATURE_METHOD):
             raise SignatureError(f"{SIGNATURE_HEADER} is not {SIGNATURE_METHOD}")
         if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):

@@ -25,18 +25,19 @@ from typing import Any, Literal
 from fastapi.responses import Response
 
 from prodops.contract import TrackerCycle, TrackerPriority
-from prodops.webhooks.endpoint import (
+from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
-    SignatureError,
     body_hash,
     json_object,
     matches_one,
     number_of,
+    signature_header,
     text_of,
 )
-from roadmap.domain import (
+from prodops.webhooks.standard import SignatureError
+from roadmap.tracker_snapshot import (
     ClearableField,
     TrackerIssueSnapshot,
     kind_of,
@@ -56,7 +57,7 @@ _LATEST_MS = 2**53
 
 def sign(secret: str, body: bytes) -> str:
     """The `Linear-Signature` Linear sends for `body`."""
-    # The key is the secret's own bytes (not secret_key()): Linear issues its own secrets.
+    # The key is the secret's own bytes (not a whsec_ decoded): Linear issues its own secrets.
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -69,9 +70,7 @@ class Linear:
         self, webhook: InboundWebhook, secrets: Sequence[str], *, now: float, tolerance: float
     ) -> None:
         """Raise SignatureError unless `Linear-Signature` matches one of `secrets`, in time."""
-        offered = webhook.headers.get(SIGNATURE_HEADER)
-        if offered is None:
-            raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+        offered = signature_header(webhook, SIGNATURE_HEADER)
         if not matches_one(offered, (sign(secret, webhook.body) for secret in secrets)):
             raise SignatureError(f"{SIGNATURE_HEADER} does not match")
         # Checked after the signature: the timestamp is in the body, trusted only once signed.
