@@ -282,10 +282,15 @@ def requests_counted(service: str, method: str, route: str, status: int) -> floa
     return REGISTRY.get_sample_value("prodops_http_requests_total", labels) or 0.0
 
 
+def assert_problem(answer: httpx.Response, status: int) -> None:
+    """The answer is a problem+json document (RFC 9457) with this status."""
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
 def assert_rate_limited(answer: httpx.Response) -> None:
     """The answer is the 429 problem of a caller whose rate bucket ran dry."""
-    assert answer.status_code == 429
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert_problem(answer, 429)
     assert int(answer.headers["retry-after"]) >= 1
 
 

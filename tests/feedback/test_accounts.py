@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from prodops.runtime.settings import Settings
-from support import auth, create_app, eventually, running, summary
+from support import assert_problem, auth, create_app, eventually, running, summary
 
 ACME = {"name": "Acme", "arr": 120000, "segment": "enterprise", "plan": "pro"}
 
@@ -117,8 +117,7 @@ async def test_a_thousand_accounts_upsert_in_one_call_and_a_thousand_and_one_are
     headers = auth(settings, workspace, "feedback:write")
     accounts = [{"external_id": f"acc-{n:04}", "arr": n} for n in range(1001)]
     refused = await client.post("/v1/accounts/bulk", headers=headers, json={"accounts": accounts})
-    assert refused.status_code == 422
-    assert refused.headers["content-type"] == "application/problem+json"
+    assert_problem(refused, 422)
     answer = await client.post(
         "/v1/accounts/bulk", headers=headers, json={"accounts": accounts[:1000]}
     )
@@ -173,8 +172,7 @@ async def test_an_account_is_read_by_its_external_id_even_with_a_slash_and_a_mis
     found = await client.get("/v1/accounts/sf:001%2FX", headers=headers)
     missing = await client.get("/v1/accounts/nobody", headers=headers)
     assert found.json()["external_id"] == "sf:001/X"
-    assert missing.status_code == 404
-    assert missing.headers["content-type"] == "application/problem+json"
+    assert_problem(missing, 404)
     assert missing.json()["detail"] == "no such account in this workspace"
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from prodops.runtime.settings import Settings
-from support import auth, create, emitted
+from support import assert_problem, auth, create, emitted
 
 
 async def test_created_feedback_is_read_back_with_its_provenance(
@@ -104,8 +104,7 @@ async def test_a_patch_outside_the_shape_is_422(
     headers = auth(settings, workspace)
     item = await create(client, headers)
     answer = await client.patch(f"/v1/feedback/{item['id']}", headers=headers, json=patch)
-    assert answer.status_code == 422
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert_problem(answer, 422)
 
 
 async def test_deleted_feedback_is_gone_and_its_external_id_can_come_again(
@@ -181,8 +180,7 @@ async def test_a_filtered_list_pages_newest_first_and_its_cursor_keeps_the_filte
     mixed = await client.get(
         "/v1/feedback", headers=headers, params={"tag": "even", "limit": 1, "cursor": other}
     )
-    assert mixed.status_code == 400
-    assert mixed.headers["content-type"] == "application/problem+json"
+    assert_problem(mixed, 400)
     forged = await client.get("/v1/feedback", headers=headers, params={"cursor": "bm90LWpzb24"})
     assert forged.status_code == 400
 
@@ -205,8 +203,7 @@ async def test_a_read_token_can_read_but_not_write(
     ]
     for write in writes:
         answer = await write
-        assert answer.status_code == 403
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert_problem(answer, 403)
     writer = auth(settings, workspace, "feedback:write")
     assert (await client.get(path, headers=writer)).status_code == 403
 

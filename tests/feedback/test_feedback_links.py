@@ -16,7 +16,17 @@ from feedback import consumers
 from prodops.contract import Event, ItemDeleted, ItemUpserted, make_event, new_id, utcnow
 from prodops.messaging.consumer import EventConsumer
 from prodops.runtime.settings import Settings
-from support import apply_ticket, auth, create_app, emitted, eventually, publish, quiesce, running
+from support import (
+    apply_ticket,
+    assert_problem,
+    auth,
+    create_app,
+    emitted,
+    eventually,
+    publish,
+    quiesce,
+    running,
+)
 
 
 @pytest.fixture
@@ -83,8 +93,7 @@ async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(
 
     assert (await client.delete(f"{links}/ck-7", headers=headers)).status_code == 204
     missing = await client.delete(f"{links}/ck-7", headers=headers)
-    assert missing.status_code == 404
-    assert missing.headers["content-type"] == "application/problem+json"
+    assert_problem(missing, 404)
     assert (await client.put(f"{links}/not a key", headers=headers)).status_code == 422
 
     events = await emitted(settings, workspace)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import auth, create, emitted
+from support import assert_problem, auth, create, emitted
 
 
 async def test_a_merged_duplicate_folds_into_the_survivor_and_unmerge_restores_it(
@@ -85,8 +85,7 @@ async def test_impossible_merges_are_conflicts_and_unknown_targets_not_found(
     assert (await merge(c, a["id"])).status_code == 409  # into a merged item
     assert (await merge(b, c["id"])).status_code == 409  # has duplicates of its own
     unknown = await merge(c, "0190f0f0-0000-7000-8000-000000000000")
-    assert unknown.status_code == 404
-    assert unknown.headers["content-type"] == "application/problem+json"
+    assert_problem(unknown, 404)
     bad = await client.post(
         f"/v1/feedback/{c['id']}/merge", headers=headers, json={"into": b["id"], "x": 1}
     )

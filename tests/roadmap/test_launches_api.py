@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import auth, emitted
+from support import assert_problem, auth, emitted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -148,8 +148,7 @@ async def test_unknown_launch_is_a_404_problem(
             await client.put(f"{path}/checklist", headers=headers, json={"entries": []}),
             await client.delete(path, headers=headers),
         ):
-            assert answer.status_code == 404
-            assert answer.headers["content-type"] == "application/problem+json"
+            assert_problem(answer, 404)
 
 
 async def test_read_only_token_cannot_write_launches(
@@ -167,8 +166,7 @@ async def test_read_only_token_cannot_write_launches(
         await client.patch(f"{path}/checklist/{entry}", headers=reader, json={"done": True}),
         await client.delete(path, headers=reader),
     ):
-        assert answer.status_code == 403
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert_problem(answer, 403)
 
 
 async def test_workspace_a_cannot_see_or_touch_workspace_b_launches(

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import auth, emitted
+from support import assert_problem, auth, emitted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -111,8 +111,7 @@ async def test_unknown_objective_is_a_404_problem(
         await client.patch(path, headers=headers, json={"name": "x"}),
         await client.delete(path, headers=headers),
     ):
-        assert answer.status_code == 404
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert_problem(answer, 404)
 
 
 async def test_read_only_token_cannot_write_objectives(
@@ -127,8 +126,7 @@ async def test_read_only_token_cannot_write_objectives(
         await client.patch(path, headers=reader, json={"name": "x"}),
         await client.delete(path, headers=reader),
     ):
-        assert answer.status_code == 403
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert_problem(answer, 403)
 
 
 async def test_workspace_a_cannot_see_or_touch_workspace_b_objectives(

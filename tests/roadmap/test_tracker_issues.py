@@ -28,7 +28,7 @@ from roadmap.tracker import PROVIDERS, normalise_deliveries
 from roadmap.tracker_api import router
 from roadmap.tracker_rules import merged_fields
 from roadmap.tracker_snapshot import TrackerIssueSnapshot
-from support import auth, emitted
+from support import assert_problem, auth, emitted
 from webhook_kit import intake_running
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
@@ -276,8 +276,7 @@ async def test_deleted_issue_emits_tracker_issue_deleted_and_leaves_the_list(
     answer = await client.get(
         f"/v1/tracker-issues/{issue['id']}", headers=auth(settings, workspace)
     )
-    assert answer.status_code == 404
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert_problem(answer, 404)
     kind, data = (await _tracker_events(settings, workspace))[-1]
     assert (kind, data) == ("tracker_issue.deleted", {"id": issue["id"], "version": 2})
 

@@ -23,6 +23,7 @@ from prodops.webhooks.intake import Intake
 from prodops.webhooks.writer import NewDelivery
 from signing import github_delivery
 from support import (
+    assert_problem,
     assert_rate_limited,
     assert_server_span,
     auth,
@@ -158,8 +159,7 @@ async def test_a_streamed_body_past_the_limit_is_refused_without_a_length(
             yield b" " * (settings.body_limit_bytes // 2)
 
     answer = await roadmap.post(source["webhook_url"], content=chunks())
-    assert answer.status_code == 413
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert_problem(answer, 413)
     assert answer.headers["connection"] == "close"
 
 
@@ -168,11 +168,9 @@ async def test_other_methods_and_paths_are_left_to_the_router(
 ) -> None:
     source = await github_source(roadmap, settings, workspace)
     wrong_method = await roadmap.get(source["webhook_url"])
-    assert wrong_method.status_code == 405
-    assert wrong_method.headers["content-type"] == "application/problem+json"
+    assert_problem(wrong_method, 405)
     longer = await roadmap.post(source["webhook_url"] + "/more", content=b"{}")
-    assert longer.status_code == 404
-    assert longer.headers["content-type"] == "application/problem+json"
+    assert_problem(longer, 404)
 
 
 async def test_webhooks_and_the_api_spend_one_rate_bucket_per_caller(
@@ -223,8 +221,7 @@ async def test_an_unexpected_failure_is_a_500_problem_and_an_error_span(
     url, body, headers = _delivery(source["secret"], source["webhook_url"])
     with recording_spans() as exporter:
         answer = await roadmap.post(url, content=body, headers=headers)
-    assert answer.status_code == 500
-    assert answer.headers["content-type"] == "application/problem+json"
+    assert_problem(answer, 500)
     problem = orjson.loads(answer.content)
     assert problem["status"] == 500
     assert "disk on fire" not in answer.text

@@ -19,6 +19,7 @@ import pytest
 from prodops.http.auth import mint_token
 from prodops.runtime.settings import Settings
 from prodops_cli.localinfra import free_port
+from support import assert_problem
 
 READY_SECONDS = 60
 
@@ -97,8 +98,7 @@ async def test_two_workers_serve_the_api_and_stop_together(
             answer = await http.get(
                 f"{url}/v1/signals/launches/RD-404", headers={"Authorization": f"Bearer {token}"}
             )
-        assert answer.status_code == 404
-        assert answer.headers["content-type"] == "application/problem+json"
+        assert_problem(answer, 404)
 
     process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(process.wait, 30) == 0

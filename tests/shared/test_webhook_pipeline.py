@@ -13,7 +13,7 @@ from prodops.http.pagination import encode_cursor
 from prodops.runtime.db import Pool
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import purge_deliveries
-from support import auth
+from support import assert_problem, auth
 from webhook_kit import WAIT, Mapper, deliveries, register, settled, signed
 
 
@@ -43,8 +43,7 @@ async def test_bad_signature_unknown_source_oversize_and_garbage_store_nothing(
     url = source["webhook_url"]
     body, headers = signed("not-the-secret", {"id": "evt-2", "type": "ticket.created"})
     forged = await client.post(url, content=body, headers=headers)
-    assert forged.status_code == 401
-    assert forged.headers["content-type"] == "application/problem+json"
+    assert_problem(forged, 401)
     assert source["secret"] not in forged.text
     tampered_body, good_headers = signed(source["secret"], {"id": "evt-3", "type": "t"})
     tampered = await client.post(url, content=tampered_body + b" ", headers=good_headers)
