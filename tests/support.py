@@ -55,6 +55,15 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@asynccontextmanager
+async def serving(service: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A service running with its lifespan, stopped once its relay published the writes."""
+    app = create_app(service, settings)
+    async with running(app) as client:
+        yield client
+        await quiesce(app)
+
+
 def auth(settings: Settings, workspace: str, *scopes: str) -> dict[str, str]:
     """An Authorization header for `workspace` with `scopes` (every scope when none given)."""
     token = mint_token(settings, workspace=workspace, scopes=list(scopes or sorted(SCOPES)))

@@ -8,13 +8,11 @@ import httpx
 import pytest
 
 from prodops.runtime.settings import Settings
-from support import create_app, quiesce, running
+from support import serving
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The feedback app, stopped only once its relay has published what the test wrote."""
-    app = create_app("feedback", settings)
-    async with running(app) as value:
+    async with serving("feedback", settings) as value:
         yield value
-        await quiesce(app)
