@@ -1,4 +1,4 @@
-"""Every SQL statement of outbound webhooks: subscriptions, deliveries and their attempts.
+"""Every SQL statement of outbound webhooks: subscriptions, dispatches and their attempts.
 
 Statements the API runs are scoped by row-level security; the dispatcher's run as the schema
 owner and so see every workspace.
@@ -43,9 +43,9 @@ WHERE id = $1
 RETURNING *
 """
 
-# Held deliveries go out at once; one still leased to a dispatcher is left to finish.
+# Held dispatches go out at once; one still leased to a dispatcher is left to finish.
 RESUME_HELD = """
-UPDATE outbound_delivery SET next_attempt_at = now()
+UPDATE outbound_dispatch SET next_attempt_at = now()
 WHERE subscription_id = $1 AND status = 'pending' AND lease IS NULL
 """
 
@@ -55,10 +55,10 @@ UPDATE subscription SET secret = $2, updated_at = now() WHERE id = $1 RETURNING 
 
 WAKE_DISPATCHERS = "SELECT pg_notify('prodops_outbound_' || current_schema(), '')"
 
-# --- deliveries (API) ------------------------------------------------------------------------
+# --- dispatches (API) ------------------------------------------------------------------------
 
-# Attempts come in the same statement, so they match the delivery row (one snapshot).
-_DELIVERY = """
+# Attempts come in the same statement, so they match the dispatch row (one snapshot).
+_DISPATCH = """
 SELECT d.id, d.event_id, d.event_type, d.status,
        CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
        d.created_at, d.delivered_at, d.last_error,
@@ -67,13 +67,13 @@ SELECT d.id, d.event_id, d.event_type, d.status,
                       'attempted_at', a.attempted_at, 'status_code', a.status_code,
                       'error', a.error, 'duration_ms', a.duration_ms)
                   ORDER BY a.attempted_at, a.id)
-           FROM outbound_attempt a WHERE a.delivery_id = d.id
+           FROM outbound_attempt a WHERE a.dispatch_id = d.id
        ), '[]'::jsonb) AS attempts
-FROM outbound_delivery d
+FROM outbound_dispatch d
 """
 
-LIST_DELIVERIES = (
-    _DELIVERY
+LIST_DISPATCHES = (
+    _DISPATCH
     + """
 WHERE d.subscription_id = $1
   AND ($2::text IS NULL OR d.status = $2)
@@ -82,18 +82,18 @@ ORDER BY d.created_at DESC, d.id DESC LIMIT $5
 """
 )
 
-GET_DELIVERY = _DELIVERY + "WHERE d.id = $1 AND d.subscription_id = $2\n"
+GET_DISPATCH = _DISPATCH + "WHERE d.id = $1 AND d.subscription_id = $2\n"
 
 # A manual retry restarts the retry horizon (from retried_at).
-RETRY_DELIVERY = """
-UPDATE outbound_delivery
+RETRY_DISPATCH = """
+UPDATE outbound_dispatch
 SET status = 'pending', next_attempt_at = now(), retried_at = now(), last_error = NULL
 WHERE id = $1 AND subscription_id = $2 AND status = 'failed'
 RETURNING id
 """
 
-INSERT_SETTLED_DELIVERY = """
-INSERT INTO outbound_delivery (
+INSERT_SETTLED_DISPATCH = """
+INSERT INTO outbound_dispatch (
     id, subscription_id, workspace, event_id, event_type, payload, status, attempts,
     delivered_at, last_error
 )
@@ -101,7 +101,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
 """
 
 INSERT_ATTEMPT = """
-INSERT INTO outbound_attempt (id, delivery_id, workspace, attempted_at, status_code, error,
+INSERT INTO outbound_attempt (id, dispatch_id, workspace, attempted_at, status_code, error,
                               duration_ms)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
@@ -109,7 +109,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 # --- enqueue and the dispatcher --------------------------------------------------------------
 
 ENQUEUE = """
-INSERT INTO outbound_delivery (id, subscription_id, workspace, event_id, event_type, payload)
+INSERT INTO outbound_dispatch (id, subscription_id, workspace, event_id, event_type, payload)
 SELECT gen_random_uuid(), s.id, s.workspace, $2, $3, $4
 FROM subscription s
 WHERE s.workspace = $1 AND s.enabled
@@ -121,14 +121,14 @@ ON CONFLICT (subscription_id, event_id) DO NOTHING
 # keeps other dispatchers off the row while it is sent, outside any transaction.
 CLAIM = """
 WITH due AS (
-    SELECT d.id FROM outbound_delivery d
+    SELECT d.id FROM outbound_dispatch d
     JOIN subscription s ON s.id = d.subscription_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.enabled
     ORDER BY d.next_attempt_at
     LIMIT $1
     FOR UPDATE OF d SKIP LOCKED
 )
-UPDATE outbound_delivery d
+UPDATE outbound_dispatch d
 SET lease = $2, next_attempt_at = now() + $3::float8 * interval '1 second'
 FROM due, subscription s
 WHERE d.id = due.id AND s.id = d.subscription_id
@@ -139,7 +139,7 @@ RETURNING d.id, d.workspace, d.subscription_id, d.event_id, d.payload, d.attempt
 # Only the holder of the lease records: a dispatcher that lost it (it outlived the lease)
 # must not overwrite what another one did since.
 RECORD_SUCCESS = """
-UPDATE outbound_delivery
+UPDATE outbound_dispatch
 SET status = 'delivered', delivered_at = now(), attempts = attempts + 1, last_error = NULL,
     lease = NULL
 WHERE id = $1 AND lease = $2 AND status = 'pending'
@@ -147,7 +147,7 @@ RETURNING subscription_id
 """
 
 RECORD_FAILURE = """
-UPDATE outbound_delivery SET
+UPDATE outbound_dispatch SET
     attempts = attempts + 1,
     last_error = $3,
     lease = NULL,
@@ -182,6 +182,6 @@ WHERE id = $1 AND enabled
 """
 
 PURGE_SETTLED = """
-DELETE FROM outbound_delivery
+DELETE FROM outbound_dispatch
 WHERE status <> 'pending' AND created_at < now() - $1::float8 * interval '1 hour'
 """
