@@ -1,7 +1,9 @@
 """Every SQL statement of outbound webhooks: subscriptions, dispatches and their attempts.
 
 Statements the API runs are scoped by row-level security; the dispatcher's run as the schema
-owner and so see every workspace.
+owner and so see every workspace. The tables keep the names they were created with
+(`outbound_delivery`, `outbound_attempt.delivery_id`): renaming them would break the replicas
+still running during a rolling upgrade, for a word.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ RETURNING *
 
 # Held dispatches go out at once; one still leased to a dispatcher is left to finish.
 RESUME_HELD = """
-UPDATE outbound_dispatch SET next_attempt_at = now()
+UPDATE outbound_delivery SET next_attempt_at = now()
 WHERE subscription_id = $1 AND status = 'pending' AND lease IS NULL
 """
 
@@ -67,9 +69,9 @@ SELECT d.id, d.event_id, d.event_type, d.status,
                       'attempted_at', a.attempted_at, 'status_code', a.status_code,
                       'error', a.error, 'duration_ms', a.duration_ms)
                   ORDER BY a.attempted_at, a.id)
-           FROM outbound_attempt a WHERE a.dispatch_id = d.id
+           FROM outbound_attempt a WHERE a.delivery_id = d.id
        ), '[]'::jsonb) AS attempts
-FROM outbound_dispatch d
+FROM outbound_delivery d
 """
 
 LIST_DISPATCHES = (
@@ -86,14 +88,14 @@ GET_DISPATCH = _DISPATCH + "WHERE d.id = $1 AND d.subscription_id = $2\n"
 
 # A manual retry restarts the retry horizon (from retried_at).
 RETRY_DISPATCH = """
-UPDATE outbound_dispatch
+UPDATE outbound_delivery
 SET status = 'pending', next_attempt_at = now(), retried_at = now(), last_error = NULL
 WHERE id = $1 AND subscription_id = $2 AND status = 'failed'
 RETURNING id
 """
 
 INSERT_SETTLED_DISPATCH = """
-INSERT INTO outbound_dispatch (
+INSERT INTO outbound_delivery (
     id, subscription_id, workspace, event_id, event_type, payload, status, attempts,
     delivered_at, last_error
 )
@@ -101,7 +103,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
 """
 
 INSERT_ATTEMPT = """
-INSERT INTO outbound_attempt (id, dispatch_id, workspace, attempted_at, status_code, error,
+INSERT INTO outbound_attempt (id, delivery_id, workspace, attempted_at, status_code, error,
                               duration_ms)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
@@ -109,7 +111,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 # --- enqueue and the dispatcher --------------------------------------------------------------
 
 ENQUEUE = """
-INSERT INTO outbound_dispatch (id, subscription_id, workspace, event_id, event_type, payload)
+INSERT INTO outbound_delivery (id, subscription_id, workspace, event_id, event_type, payload)
 SELECT gen_random_uuid(), s.id, s.workspace, $2, $3, $4
 FROM subscription s
 WHERE s.workspace = $1 AND s.enabled
@@ -121,14 +123,14 @@ ON CONFLICT (subscription_id, event_id) DO NOTHING
 # keeps other dispatchers off the row while it is sent, outside any transaction.
 CLAIM = """
 WITH due AS (
-    SELECT d.id FROM outbound_dispatch d
+    SELECT d.id FROM outbound_delivery d
     JOIN subscription s ON s.id = d.subscription_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.enabled
     ORDER BY d.next_attempt_at
     LIMIT $1
     FOR UPDATE OF d SKIP LOCKED
 )
-UPDATE outbound_dispatch d
+UPDATE outbound_delivery d
 SET lease = $2, next_attempt_at = now() + $3::float8 * interval '1 second'
 FROM due, subscription s
 WHERE d.id = due.id AND s.id = d.subscription_id
@@ -139,7 +141,7 @@ RETURNING d.id, d.workspace, d.subscription_id, d.event_id, d.payload, d.attempt
 # Only the holder of the lease records: a dispatcher that lost it (it outlived the lease)
 # must not overwrite what another one did since.
 RECORD_SUCCESS = """
-UPDATE outbound_dispatch
+UPDATE outbound_delivery
 SET status = 'delivered', delivered_at = now(), attempts = attempts + 1, last_error = NULL,
     lease = NULL
 WHERE id = $1 AND lease = $2 AND status = 'pending'
@@ -147,7 +149,7 @@ RETURNING subscription_id
 """
 
 RECORD_FAILURE = """
-UPDATE outbound_dispatch SET
+UPDATE outbound_delivery SET
     attempts = attempts + 1,
     last_error = $3,
     lease = NULL,
@@ -182,6 +184,6 @@ WHERE id = $1 AND enabled
 """
 
 PURGE_SETTLED = """
-DELETE FROM outbound_dispatch
+DELETE FROM outbound_delivery
 WHERE status <> 'pending' AND created_at < now() - $1::float8 * interval '1 hour'
 """
