@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from insights import engine, launch_signals, signals
 from prodops.contract import Event
 from prodops.messaging import inbox
-from prodops.messaging.consumer import EventConsumer, _Delivery
+from prodops.messaging.consumer import EventConsumer, _Message
 from prodops.messaging.handlers import BulkHandler, Consumed
 from prodops.runtime.db import Connection
 from prodops.runtime.settings import Settings
@@ -39,11 +39,11 @@ class _Carried:
     metadata: _Metadata = field(default_factory=_Metadata)
 
 
-def _deliveries(events: list[Event], traceparents: list[str] | None = None) -> list[_Delivery]:
+def _messages(events: list[Event], traceparents: list[str] | None = None) -> list[_Message]:
     carried = [_Carried({"traceparent": t}) for t in traceparents or []] or [
         _Carried() for _ in events
     ]
-    return [_Delivery(cast(Msg, c), event) for c, event in zip(carried, events, strict=True)]
+    return [_Message(cast(Msg, c), event) for c, event in zip(carried, events, strict=True)]
 
 
 @dataclass
@@ -87,7 +87,7 @@ class _Batch:
     """Four events handled as one batch by a running insights consumer, and what it left."""
 
     events: list[Event]
-    deliveries: list[_Delivery]
+    messages: list[_Message]
     runs: _Runs
     live: int  # items and tracker issues the workspace's summary counts
     claimed: int  # of the four, the event ids held in the inbox
@@ -104,15 +104,15 @@ async def _handled_batch(
         consumer = projections(app)
         poisoned = None if poison is None else events[poison].id
         runs = _counting(consumer, poisoned, set_wise=set_wise)
-        deliveries = _deliveries(events)
-        await consumer.apply_batch(deliveries)
+        messages = _messages(events)
+        await consumer.apply_batch(messages)
         counts = await summary(client, auth(settings, workspace))
         claimed = await app.state.pool.fetchval(
             "SELECT count(*) FROM inbox WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
             consumer.name,
             [e.id for e in events],
         )
-    return _Batch(events, deliveries, runs, counts["items"] + counts["tracker_issues"], claimed)
+    return _Batch(events, messages, runs, counts["items"] + counts["tracker_issues"], claimed)
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ async def test_a_batch_without_failures_runs_each_handler_once(
     settings: Settings, workspace: str, savepoints: list[str]
 ) -> None:
     batch = await _handled_batch(settings, workspace, poison=None, set_wise=False)
-    assert [d.outcome for d in batch.deliveries] == ["applied"] * 4
+    assert [d.outcome for d in batch.messages] == ["applied"] * 4
     assert batch.runs == _Runs(one_by_one=Counter(e.id for e in batch.events))
     assert batch.live == 4
     assert savepoints == []  # two round trips each: only a batch that failed pays for them
@@ -145,9 +145,9 @@ async def test_a_failing_handler_fails_alone_and_the_others_apply_once(
 ) -> None:
     batch = await _handled_batch(settings, workspace, poison=2, set_wise=False)
     assert savepoints  # the careful pass's, one per event
-    events, deliveries = batch.events, batch.deliveries
-    assert [d.outcome for d in deliveries] == ["applied", "applied", "failed", "applied"]
-    assert "projection store rejected the event" in (deliveries[2].error or "")
+    events, messages = batch.events, batch.messages
+    assert [d.outcome for d in messages] == ["applied", "applied", "failed", "applied"]
+    assert "projection store rejected the event" in (messages[2].error or "")
     # The fast pass ran the first two before the poison, then undid them; the careful pass
     # ran each once more: their writes are there once.
     assert batch.runs.one_by_one == Counter(
@@ -160,7 +160,7 @@ async def test_a_failing_handler_fails_alone_and_the_others_apply_once(
 async def test_a_bulk_handler_takes_its_types_at_once(settings: Settings, workspace: str) -> None:
     batch = await _handled_batch(settings, workspace, poison=None, set_wise=True)
     items, issues = batch.events[0::2], batch.events[1::2]
-    assert [d.outcome for d in batch.deliveries] == ["applied"] * 4
+    assert [d.outcome for d in batch.messages] == ["applied"] * 4
     assert batch.runs == _Runs(
         one_by_one=Counter(e.id for e in items), set_wise=Counter(e.id for e in issues)
     )
@@ -171,10 +171,10 @@ async def test_a_failing_bulk_sends_its_batch_one_event_at_a_time(
     settings: Settings, workspace: str
 ) -> None:
     batch = await _handled_batch(settings, workspace, poison=3, set_wise=True)
-    events, deliveries = batch.events, batch.deliveries
+    events, messages = batch.events, batch.messages
     items, issues = events[0::2], events[1::2]
-    assert [d.outcome for d in deliveries] == ["applied", "applied", "applied", "failed"]
-    assert "projection store rejected the event" in (deliveries[3].error or "")
+    assert [d.outcome for d in messages] == ["applied", "applied", "applied", "failed"]
+    assert "projection store rejected the event" in (messages[3].error or "")
     # The bulk's writes, and the items' before it, were undone; then each event went through
     # its own handler once more.
     assert batch.runs == _Runs(
@@ -192,14 +192,14 @@ async def test_events_applied_set_wise_each_continue_their_own_trace(
     issues = [b.issue(f"acme/shop#{n}", launch_keys=["L"]) for n in range(3)]
     events = [b.launch("L", items=()), *issues]
     traces = [(0xA0 + n, 0xB0 + n) for n in range(len(events))]
-    deliveries = _deliveries(events, [f"00-{t:032x}-{s:016x}-01" for t, s in traces])
+    messages = _messages(events, [f"00-{t:032x}-{s:016x}-01" for t, s in traces])
     app = create_app("insights", settings)
     async with running(app):
         consumer = projections(app)
         with recording_spans() as exporter:
-            await consumer.apply_batch(deliveries)
+            await consumer.apply_batch(messages)
         spans = exporter.get_finished_spans()
-    assert [d.outcome for d in deliveries] == ["applied"] * 4
+    assert [d.outcome for d in messages] == ["applied"] * 4
     consumed = {
         (s.context.trace_id, s.parent.span_id if s.parent else None): s.name
         for s in spans
@@ -226,14 +226,14 @@ async def test_a_signal_failing_in_the_fast_pass_is_left_as_it_was_by_the_carefu
     async with running(app):
         consumer = projections(app)
         monkeypatch.setattr(engine, "refresh_launches", broken_for_l1)
-        deliveries = _deliveries([b.launch("L1"), b.launch("L2")])
-        await consumer.apply_batch(deliveries)
+        messages = _messages([b.launch("L1"), b.launch("L2")])
+        await consumer.apply_batch(messages)
         pool = app.state.pool
         launches = await pool.fetch("SELECT key FROM launch_fact WHERE workspace = $1", workspace)
         held = await pool.fetch(
             "SELECT launch_key FROM launch_signal WHERE workspace = $1", workspace
         )
-    assert [d.outcome for d in deliveries] == ["applied", "applied"]
+    assert [d.outcome for d in messages] == ["applied", "applied"]
     assert sorted(r["key"] for r in launches) == ["L1", "L2"]
     assert [r["launch_key"] for r in held] == ["L2"]  # L1's failure undid only L1's signal
 
@@ -251,7 +251,7 @@ async def test_dead_letters_undone_with_a_fast_pass_are_kept_by_the_careful_one(
 ) -> None:
     ids = [uuid.uuid4(), uuid.uuid4()]
     undecodable = [
-        _Delivery(
+        _Message(
             cast(Msg, _Undecodable({"Nats-Msg-Id": str(i)}, subject=f"x.{workspace}")),
             None,
             error="undecodable event",
@@ -271,7 +271,7 @@ async def test_dead_letters_undone_with_a_fast_pass_are_kept_by_the_careful_one(
     app = create_app("insights", settings)
     async with running(app):
         consumer = projections(app)
-        await consumer.apply_batch([*undecodable, *_deliveries([Builder(workspace).item("A")])])
+        await consumer.apply_batch([*undecodable, *_messages([Builder(workspace).item("A")])])
         kept = await app.state.pool.fetch(
             "SELECT event_id FROM dead_letter WHERE event_id = ANY($1::uuid[])", ids
         )
@@ -285,7 +285,7 @@ async def test_batches_handled_at_once_by_one_consumer_each_refresh_what_they_mo
     # The live loop and a dead letter's replay can run a batch at the same time; the hooks keep
     # a batch's state between begin and end, so neither may lose what the other's events moved.
     spaces = [workspace, f"b-{workspace}"[:60], f"c-{workspace}"[:60]]
-    batches = [_deliveries([Builder(ws).launch("L")]) for ws in spaces]
+    batches = [_messages([Builder(ws).launch("L")]) for ws in spaces]
     app = create_app("insights", settings)
     async with running(app):
         consumer = projections(app)

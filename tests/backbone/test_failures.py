@@ -35,8 +35,8 @@ async def test_consumer_killed_after_commit_before_ack_is_redelivered_and_applie
 ) -> None:
     killed: list[int] = []
 
-    async def die_before_ack(self: EventConsumer, deliveries: list[object]) -> None:
-        killed.append(len(deliveries))
+    async def die_before_ack(self: EventConsumer, messages: list[object]) -> None:
+        killed.append(len(messages))
         raise Killed("consumer killed after commit, before ack")
 
     applied: Counter[UUID] = Counter()

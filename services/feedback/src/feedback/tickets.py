@@ -19,10 +19,10 @@ _SNAPSHOTS: dict[str, Snapshot] = {m.PROVIDER.name: m.snapshot for m in _VENDORS
 
 async def normalise_deliveries(conn: Connection, deliveries: Sequence[Delivery]) -> list[bool]:
     """The webhook pipeline's normaliser: each of one workspace's deliveries in turn."""
-    return [await normalize_delivery(conn, delivery) for delivery in deliveries]
+    return [await normalise_delivery(conn, delivery) for delivery in deliveries]
 
 
-async def normalize_delivery(conn: Connection, delivery: Delivery) -> bool:
+async def normalise_delivery(conn: Connection, delivery: Delivery) -> bool:
     """Apply one stored delivery to its feedback item; False when the event is not for us."""
     payload = orjson.loads(delivery.body)
     snapshot = _SNAPSHOTS[delivery.provider](delivery.event_type, payload)

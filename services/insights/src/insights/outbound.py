@@ -1,10 +1,11 @@
 """Outbound webhooks (design.md §6): enqueue signal events, sign and send them, retry, disable.
 
-A delivery commits with the signal that caused it (`enqueue` runs in the caller's transaction).
-Dispatchers on every replica claim due deliveries with SKIP LOCKED and a lease, send them outside
-any transaction, then record the attempt: 2xx delivers, anything else is retried with capped,
-jittered exponential back-off until the retry horizon, and a subscription that keeps failing is
-disabled until someone enables it again.
+A dispatch (one event for one subscription) commits with the signal that caused it (`enqueue`
+runs in the caller's transaction). Dispatchers on every replica claim due dispatches with SKIP
+LOCKED and a lease, send them outside any transaction, then record the attempt: 2xx delivers,
+anything else is retried with capped, jittered exponential back-off until the retry horizon, and
+a subscription that keeps failing is disabled until someone enables it again. The /v1 API calls a
+dispatch a *delivery* (`/v1/subscriptions/{id}/deliveries`), a name it keeps for its clients.
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ async def enqueue(conn: Connection, event: Event) -> int:
 
 
 async def record_attempt(
-    conn: Connection, *, delivery_id: UUID, workspace: str, result: AttemptResult
+    conn: Connection, *, dispatch_id: UUID, workspace: str, result: AttemptResult
 ) -> None:
-    """Store one attempt of a delivery."""
+    """Store one attempt of a dispatch."""
     await conn.execute(
         sql.INSERT_ATTEMPT,
         new_id(),
-        delivery_id,
+        dispatch_id,
         workspace,
         result.attempted_at,
         result.status_code,
@@ -71,7 +72,7 @@ async def record_attempt(
 
 
 class OutboundDispatcher:
-    """Sends due deliveries of every workspace; any number of replicas can run one."""
+    """Sends due dispatches of every workspace; any number of replicas can run one."""
 
     def __init__(self, pool: Pool, settings: Settings, *, rng: random.Random | None = None) -> None:
         self._pool, self._settings = pool, settings
@@ -81,10 +82,10 @@ class OutboundDispatcher:
         self._wake = asyncio.Event()
 
     async def dispatch_batch(self) -> int:
-        """Claim, send and record one batch of due deliveries; returns how many."""
+        """Claim, send and record one batch of due dispatches; returns how many."""
         lease = new_id()
         # The lease outlives the whole send (timeout included), so no other dispatcher sends
-        # the same delivery while this one still might.
+        # the same dispatch while this one still might.
         lease_seconds = self._settings.outbound_timeout_seconds * 2 + 5
         rows = await self._pool.fetch(
             sql.CLAIM, self._settings.outbound_batch_size, lease, lease_seconds
@@ -95,7 +96,7 @@ class OutboundDispatcher:
         return len(rows)
 
     async def drain(self) -> int:
-        """Dispatch until no delivery is due."""
+        """Dispatch until no dispatch is due."""
         total = 0
         while sent := await self.dispatch_batch():
             total += sent
@@ -122,10 +123,10 @@ class OutboundDispatcher:
             else:
                 mine = await self._record_failure(conn, row, lease, result)
             if mine is None:
-                log.warning("delivery %s is gone or lost its lease; not recorded", row["id"])
+                log.warning("dispatch %s is gone or lost its lease; not recorded", row["id"])
                 return
             await record_attempt(
-                conn, delivery_id=row["id"], workspace=row["workspace"], result=result
+                conn, dispatch_id=row["id"], workspace=row["workspace"], result=result
             )
 
     async def _record_failure(
@@ -162,7 +163,7 @@ class OutboundDispatcher:
         return subscription
 
     async def purge(self) -> int:
-        """Delete delivered and failed deliveries older than the retention."""
+        """Delete delivered and failed dispatches older than the retention."""
         status: str = await self._pool.execute(
             sql.PURGE_SETTLED, self._settings.outbound_retention_hours
         )
@@ -173,7 +174,7 @@ class OutboundDispatcher:
         await self._client.aclose()
 
     async def run(self) -> None:
-        """Dispatch forever: woken by NOTIFY when deliveries are queued, polling as a fallback."""
+        """Dispatch forever: woken by NOTIFY when dispatches are queued, polling as a fallback."""
         failures, purged_at = 0, time.monotonic()
         try:
             async with notified(self._pool, CHANNEL, self._wake):
@@ -187,7 +188,7 @@ class OutboundDispatcher:
                         failures = 0
                     except Exception:
                         failures += 1
-                        # Back off while the database stays away; the deliveries wait safely.
+                        # Back off while the database stays away; the dispatches wait safely.
                         poll = self._settings.outbound_poll_interval_seconds
                         log.exception("outbound dispatch failed (%d in a row)", failures)
                         await asyncio.sleep(min(30.0, poll * 2**failures))

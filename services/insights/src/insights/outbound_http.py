@@ -160,5 +160,5 @@ async def send_webhook(
 def retry_delay(failures: int, *, base: float, cap: float, rng: random.Random) -> float:
     """Seconds to wait after `failures` failures: doubling from `base`, capped, jittered."""
     ceiling = min(cap, base * 2.0 ** min(failures - 1, 40))
-    # Jitter spreads the retries of many deliveries that failed together (a receiver outage).
+    # Jitter spreads the retries of many dispatches that failed together (a receiver outage).
     return rng.uniform(min(base, ceiling), ceiling)

@@ -1,6 +1,7 @@
-"""`/v1/subscriptions`: outbound webhook subscriptions, their deliveries, pings and retries.
+"""`/v1/subscriptions`: outbound webhook subscriptions, their dispatches, pings and retries.
 
-A subscription's secret is shown once, when it is created or rotated; lists never show it.
+A subscription's secret is shown once, when it is created or rotated; lists never show it. The
+API's words for a dispatch are its own (see the deliveries routes); the code says dispatch.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from prodops.webhooks.standard import new_secret
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], responses=PROBLEM_RESPONSES)
 _JSON = [Depends(require_json)]
 
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DispatchStatus = Literal["pending", "delivered", "failed"]
 EventTypes = Annotated[list[EventType], AfterValidator(lambda types: sorted(set(types)))]
 Url = Annotated[str, Field(min_length=1, max_length=2000, description="an http or https URL")]
 
@@ -105,7 +106,7 @@ class OutboundDelivery(BaseModel):
     id: UUID
     event_id: UUID
     event_type: str
-    status: DeliveryStatus
+    status: DispatchStatus
     next_attempt_at: datetime | None = Field(description="when it is tried next, while pending")
     created_at: datetime
     delivered_at: datetime | None
@@ -139,7 +140,7 @@ async def _subscription(conn: Connection, subscription_id: UUID) -> asyncpg.Reco
     return row
 
 
-def _delivery(row: asyncpg.Record) -> OutboundDelivery:
+def _dispatch(row: asyncpg.Record) -> OutboundDelivery:
     return OutboundDelivery(**dict(row.items()))
 
 
@@ -264,8 +265,8 @@ async def ping_subscription(
             message_id=event.id,
             body=body,
         )
-    delivery_id = await _record_ping(request, principal, subscription_id, event, result)
-    return PingResult(**asdict(result), delivery_id=delivery_id, ok=result.ok)
+    dispatch_id = await _record_ping(request, principal, subscription_id, event, result)
+    return PingResult(**asdict(result), delivery_id=dispatch_id, ok=result.ok)
 
 
 def _ping_event(principal: Principal, subscription_id: UUID) -> Event:
@@ -287,12 +288,12 @@ async def _record_ping(
     event: Event,
     result: AttemptResult,
 ) -> UUID:
-    delivery_id = new_id()
+    dispatch_id = new_id()
     try:
         async with request_transaction(request, principal.workspace) as conn:
             await conn.execute(
-                sql.INSERT_SETTLED_DELIVERY,
-                delivery_id,
+                sql.INSERT_SETTLED_DISPATCH,
+                dispatch_id,
                 subscription_id,
                 principal.workspace,
                 event.id,
@@ -303,13 +304,15 @@ async def _record_ping(
                 result.error,
             )
             await record_attempt(
-                conn, delivery_id=delivery_id, workspace=principal.workspace, result=result
+                conn, dispatch_id=dispatch_id, workspace=principal.workspace, result=result
             )
     except asyncpg.ForeignKeyViolationError as exc:
         raise _not_found() from exc  # deleted while the ping was on its way
-    return delivery_id
+    return dispatch_id
 
 
+# The API says "delivery" where the code says dispatch: its paths, `delivery_id`, the models'
+# names and docstrings and these functions' names (the operation ids) are what clients build on.
 @router.get("/{subscription_id}/deliveries", response_model=Page[OutboundDelivery])
 async def list_deliveries(
     request: Request,
@@ -318,14 +321,14 @@ async def list_deliveries(
     principal: Admin,
     limit: Limit = 50,
     cursor: Cursor = None,
-    status: DeliveryStatus | None = None,
+    status: DispatchStatus | None = None,
 ) -> Page[OutboundDelivery]:
     """The subscription's deliveries, newest first, each with its attempts; `?status=failed`."""
     after = time_id_after(cursor)
     async with request_transaction(request, principal.workspace) as conn:
         await _subscription(conn, subscription_id)
-        rows = await conn.fetch(sql.LIST_DELIVERIES, subscription_id, status, *after, limit + 1)
-    return page_of([_delivery(r) for r in rows], limit, lambda d: time_id_key(d.created_at, d.id))
+        rows = await conn.fetch(sql.LIST_DISPATCHES, subscription_id, status, *after, limit + 1)
+    return page_of([_dispatch(r) for r in rows], limit, lambda d: time_id_key(d.created_at, d.id))
 
 
 @router.post(
@@ -339,8 +342,8 @@ async def retry_delivery(
     """Send a failed delivery again, with a fresh retry horizon (409 unless it failed)."""
     async with request_transaction(request, principal.workspace) as conn:
         await _subscription(conn, subscription_id)
-        retried = await conn.fetchval(sql.RETRY_DELIVERY, delivery_id, subscription_id)
-        row = await conn.fetchrow(sql.GET_DELIVERY, delivery_id, subscription_id)
+        retried = await conn.fetchval(sql.RETRY_DISPATCH, delivery_id, subscription_id)
+        row = await conn.fetchrow(sql.GET_DISPATCH, delivery_id, subscription_id)
         if row is None:
             raise _not_found("delivery")
         if retried is None:
@@ -350,4 +353,4 @@ async def retry_delivery(
                 f"only a failed delivery can be retried; this one is {row['status']}",
             )
         await conn.execute(sql.WAKE_DISPATCHERS)
-    return _delivery(row)
+    return _dispatch(row)

@@ -1,7 +1,9 @@
-"""Every SQL statement of outbound webhooks: subscriptions, deliveries and their attempts.
+"""Every SQL statement of outbound webhooks: subscriptions, dispatches and their attempts.
 
 Statements the API runs are scoped by row-level security; the dispatcher's run as the schema
-owner and so see every workspace.
+owner and so see every workspace. The tables keep the names they were created with
+(`outbound_delivery`, `outbound_attempt.delivery_id`): renaming them would break the replicas
+still running during a rolling upgrade, for a word.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ WHERE id = $1
 RETURNING *
 """
 
-# Held deliveries go out at once; one still leased to a dispatcher is left to finish.
+# Held dispatches go out at once; one still leased to a dispatcher is left to finish.
 RESUME_HELD = """
 UPDATE outbound_delivery SET next_attempt_at = now()
 WHERE subscription_id = $1 AND status = 'pending' AND lease IS NULL
@@ -55,10 +57,10 @@ UPDATE subscription SET secret = $2, updated_at = now() WHERE id = $1 RETURNING 
 
 WAKE_DISPATCHERS = "SELECT pg_notify('prodops_outbound_' || current_schema(), '')"
 
-# --- deliveries (API) ------------------------------------------------------------------------
+# --- dispatches (API) ------------------------------------------------------------------------
 
-# Attempts come in the same statement, so they match the delivery row (one snapshot).
-_DELIVERY = """
+# Attempts come in the same statement, so they match the dispatch row (one snapshot).
+_DISPATCH = """
 SELECT d.id, d.event_id, d.event_type, d.status,
        CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
        d.created_at, d.delivered_at, d.last_error,
@@ -72,8 +74,8 @@ SELECT d.id, d.event_id, d.event_type, d.status,
 FROM outbound_delivery d
 """
 
-LIST_DELIVERIES = (
-    _DELIVERY
+LIST_DISPATCHES = (
+    _DISPATCH
     + """
 WHERE d.subscription_id = $1
   AND ($2::text IS NULL OR d.status = $2)
@@ -82,17 +84,17 @@ ORDER BY d.created_at DESC, d.id DESC LIMIT $5
 """
 )
 
-GET_DELIVERY = _DELIVERY + "WHERE d.id = $1 AND d.subscription_id = $2\n"
+GET_DISPATCH = _DISPATCH + "WHERE d.id = $1 AND d.subscription_id = $2\n"
 
 # A manual retry restarts the retry horizon (from retried_at).
-RETRY_DELIVERY = """
+RETRY_DISPATCH = """
 UPDATE outbound_delivery
 SET status = 'pending', next_attempt_at = now(), retried_at = now(), last_error = NULL
 WHERE id = $1 AND subscription_id = $2 AND status = 'failed'
 RETURNING id
 """
 
-INSERT_SETTLED_DELIVERY = """
+INSERT_SETTLED_DISPATCH = """
 INSERT INTO outbound_delivery (
     id, subscription_id, workspace, event_id, event_type, payload, status, attempts,
     delivered_at, last_error

@@ -136,7 +136,7 @@ ORDER BY i.updated_at DESC, i.id DESC
 LIMIT $10
 """  # noqa: S608 - only the constant subquery is formatted in
 
-# --- delivery roll-ups of items and launches ----------------------------------------------------
+# --- roll-ups of items and launches -------------------------------------------------------------
 
 _ROLLUP = """
     count(*) AS issues_total,

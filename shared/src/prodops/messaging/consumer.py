@@ -11,9 +11,9 @@ handlers run (the types a bulk handler takes, set-wise, all at once), without sa
 anything raises, the transaction is undone and the batch runs again in a new one, each event
 through its handler in a savepoint of its own, so that only the failing one's writes are
 undone. Acks go out only after the commit. A handler that raises is retried with back-off (nak
-with delay) and, at its last delivery, stored as a dead letter and acked, so it never blocks the
-events behind it. A process that dies leaves its messages unacknowledged: the server delivers
-them again after `ack_wait`, and the inbox skips what was already applied.
+with delay) and, the last time its message is delivered, stored as a dead letter and acked, so
+it never blocks the events behind it. A process that dies leaves its messages unacknowledged:
+the server delivers them again after `ack_wait`, and the inbox skips what was already applied.
 """
 
 from __future__ import annotations
@@ -59,14 +59,16 @@ class _Subscription(Protocol):
 
 
 @dataclass
-class _Delivery:
+class _Message:
+    """One consumed JetStream message: its event (None if undecodable) and what became of it."""
+
     msg: Msg
     event: Event | None
     error: str | None = None
     outcome: str = "applied"
 
     @property
-    def attempts(self) -> int:
+    def times_delivered(self) -> int:
         return int(self.msg.metadata.num_delivered or 1)
 
 
@@ -173,19 +175,19 @@ class EventConsumer:
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Apply a batch; ack, nak or dead-letter each message after the transaction commits."""
-        deliveries = [_decode(m) for m in msgs]
+        messages = [_decode(msg) for msg in msgs]
         try:
-            await self.apply_batch(deliveries)
+            await self.apply_batch(messages)
         except Exception:
             # The batch as a whole failed (the database went away): every message comes back.
             log.exception("consumer %s: batch of %d failed; redelivering", self.name, len(msgs))
-            for d in deliveries:
-                await d.msg.nak(delay=self._backoff(d.attempts))
+            for m in messages:
+                await m.msg.nak(delay=self._backoff(m.times_delivered))
         else:
-            await self._settle(deliveries)
+            await self._settle(messages)
         self.deliveries_seen += len(msgs)
 
-    async def apply_batch(self, deliveries: list[_Delivery]) -> None:
+    async def apply_batch(self, messages: list[_Message]) -> None:
         """Apply the batch in one transaction: fast, or, if anything raised, carefully.
 
         The fast pass takes no savepoint (each costs two round trips, and a batch's
@@ -196,85 +198,85 @@ class EventConsumer:
         """
         async with self._one_batch:
             try:
-                await self._transaction(deliveries, careful=False)
+                await self._transaction(messages, careful=False)
             except Exception:  # noqa: BLE001 - the careful pass tells what failed, or fails too
                 log.info("consumer %s: a batch failed; again, one event at a time", self.name)
-                await self._transaction(deliveries, careful=True)
+                await self._transaction(messages, careful=True)
 
-    async def _transaction(self, deliveries: list[_Delivery], *, careful: bool) -> None:
-        for d in deliveries:  # what a pass that was undone had noted goes with it
-            if d.event is None:
-                d.outcome = "failed"  # undecodable: to be dead-lettered (again)
+    async def _transaction(self, messages: list[_Message], *, careful: bool) -> None:
+        for m in messages:  # what a pass that was undone had noted goes with it
+            if m.event is None:
+                m.outcome = "failed"  # undecodable: to be dead-lettered (again)
             else:
-                d.outcome, d.error = "applied", None
+                m.outcome, m.error = "applied", None
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._apply(conn, deliveries, careful=careful)
+            await self._apply(conn, messages, careful=careful)
 
-    async def _apply(self, conn: Connection, deliveries: list[_Delivery], *, careful: bool) -> None:
-        events = [d for d in deliveries if d.event is not None and d.event.type in self.handlers]
-        for d in deliveries:
-            if d.event is not None and d.event.type not in self.handlers:
-                d.outcome = "ignored"
-        fresh = await inbox.claim(conn, self.name, [d.event for d in events if d.event is not None])
+    async def _apply(self, conn: Connection, messages: list[_Message], *, careful: bool) -> None:
+        events = [m for m in messages if m.event is not None and m.event.type in self.handlers]
+        for m in messages:
+            if m.event is not None and m.event.type not in self.handlers:
+                m.outcome = "ignored"
+        fresh = await inbox.claim(conn, self.name, [m.event for m in events if m.event is not None])
         if self.hooks is not None:
-            await self.hooks.begin(conn, [d.event for d in events if d.event is not None])
-        todo: list[_Delivery] = []
-        for d in events:
-            assert d.event is not None
-            if d.event.id not in fresh:
-                d.outcome = "duplicate"
+            await self.hooks.begin(conn, [m.event for m in events if m.event is not None])
+        todo: list[_Message] = []
+        for m in events:
+            assert m.event is not None
+            if m.event.id not in fresh:
+                m.outcome = "duplicate"
                 continue
-            fresh.discard(d.event.id)  # a second copy in the same batch is a duplicate too
-            todo.append(d)
+            fresh.discard(m.event.id)  # a second copy in the same batch is a duplicate too
+            todo.append(m)
         failed = await self._run_handlers(conn, todo, careful=careful)
         if self.hooks is not None:
             await self.hooks.end(conn, careful=careful)
         if failed:
-            await inbox.release(conn, self.name, [d.event.id for d in failed if d.event])
-        for d in deliveries:
+            await inbox.release(conn, self.name, [m.event.id for m in failed if m.event])
+        for m in messages:
             # An undecodable body can never succeed, so it is dead-lettered at once.
-            last_try = d.event is None or d.attempts >= self.settings.consumer_max_deliver
-            if d.outcome == "failed" and last_try:
-                await self._dead_letter(conn, d)
+            last_try = m.event is None or m.times_delivered >= self.settings.consumer_max_deliver
+            if m.outcome == "failed" and last_try:
+                await self._dead_letter(conn, m)
 
     async def _run_handlers(
-        self, conn: Connection, todo: list[_Delivery], *, careful: bool
-    ) -> list[_Delivery]:
-        """Run each delivery's handler in order; the failed ones, whose writes are undone.
+        self, conn: Connection, todo: list[_Message], *, careful: bool
+    ) -> list[_Message]:
+        """Run each message's handler in order; the failed ones, whose writes are undone.
 
         Not careful, none fails: the first failure raises.
         """
         if not careful:
             await self._run_fast(conn, todo)
             return []
-        failed: list[_Delivery] = []
-        for d in todo:
-            assert d.event is not None
+        failed: list[_Message] = []
+        for m in todo:
+            assert m.event is not None
             try:
                 async with conn.transaction():
-                    await self._run_handler(conn, d.event, d.msg)
+                    await self._run_handler(conn, m.event, m.msg)
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
-                d.error, d.outcome = f"{type(exc).__name__}: {exc}", "failed"
-                failed.append(d)
+                m.error, m.outcome = f"{type(exc).__name__}: {exc}", "failed"
+                failed.append(m)
         return failed
 
-    async def _run_fast(self, conn: Connection, todo: list[_Delivery]) -> None:
+    async def _run_fast(self, conn: Connection, todo: list[_Message]) -> None:
         bulk = self.bulk
-        together: list[_Delivery] = []
-        for d in todo:
-            assert d.event is not None
-            if bulk is not None and d.event.type in bulk.types:
-                together.append(d)
+        together: list[_Message] = []
+        for m in todo:
+            assert m.event is not None
+            if bulk is not None and m.event.type in bulk.types:
+                together.append(m)
             else:
-                await self._run_handler(conn, d.event, d.msg)
+                await self._run_handler(conn, m.event, m.msg)
         if bulk is None or not together:
             return
         with ExitStack() as spans:
             # Each event's consume span lasts as long as the set-wise work that applies it.
             consumed = [
-                Consumed(d.event, traceparent_of(spans.enter_context(self._span(d.event, d.msg))))
-                for d in together
-                if d.event is not None
+                Consumed(m.event, traceparent_of(spans.enter_context(self._span(m.event, m.msg))))
+                for m in together
+                if m.event is not None
             ]
             await bulk.apply(conn, consumed)
 
@@ -296,35 +298,35 @@ class EventConsumer:
             },
         )
 
-    async def _dead_letter(self, conn: Connection, d: _Delivery) -> None:
-        event_id = d.event.id if d.event else _message_id(d.msg)
+    async def _dead_letter(self, conn: Connection, m: _Message) -> None:
+        event_id = m.event.id if m.event else _message_id(m.msg)
         letter = inbox.DeadLetter(
             consumer=self.name,
             event_id=event_id,
-            workspace=d.event.workspace if d.event else d.msg.subject.rsplit(".", 1)[-1],
-            type=d.event.type if d.event else "undecodable",
-            subject=d.msg.subject,
-            payload=d.msg.data,
-            error=d.error or "unknown error",
-            deliveries=d.attempts,
+            workspace=m.event.workspace if m.event else m.msg.subject.rsplit(".", 1)[-1],
+            type=m.event.type if m.event else "undecodable",
+            subject=m.msg.subject,
+            payload=m.msg.data,
+            error=m.error or "unknown error",
+            deliveries=m.times_delivered,
         )
         await inbox.store_dead_letter(conn, letter)
-        d.outcome = "dead_lettered"
-        log.error("consumer %s: event %s dead-lettered: %s", self.name, event_id, d.error)
+        m.outcome = "dead_lettered"
+        log.error("consumer %s: event %s dead-lettered: %s", self.name, event_id, m.error)
 
-    async def _settle(self, deliveries: list[_Delivery]) -> None:
-        for d in deliveries:
+    async def _settle(self, messages: list[_Message]) -> None:
+        for m in messages:
             EVENTS_CONSUMED.labels(
-                self.name, d.event.type if d.event else "undecodable", d.outcome
+                self.name, m.event.type if m.event else "undecodable", m.outcome
             ).inc()
-            if d.outcome == "failed":
-                await d.msg.nak(delay=self._backoff(d.attempts))
+            if m.outcome == "failed":
+                await m.msg.nak(delay=self._backoff(m.times_delivered))
             else:
-                await d.msg.ack()
+                await m.msg.ack()
 
-    def _backoff(self, attempts: int) -> float:
+    def _backoff(self, times_delivered: int) -> float:
         steps = self.settings.consumer_backoff_seconds
-        return steps[min(attempts, len(steps)) - 1]
+        return steps[min(times_delivered, len(steps)) - 1]
 
     async def replay(self, conn: Connection, payload: bytes) -> bool:
         """Apply a stored event again in the caller's transaction; False if applied already."""
@@ -340,11 +342,11 @@ class EventConsumer:
         return event.id in fresh
 
 
-def _decode(msg: Msg) -> _Delivery:
+def _decode(msg: Msg) -> _Message:
     try:
-        return _Delivery(msg, Event.from_bytes(msg.data))
+        return _Message(msg, Event.from_bytes(msg.data))
     except Exception as exc:  # noqa: BLE001 - a body that is no event can never succeed
-        return _Delivery(
+        return _Message(
             msg, None, error=f"undecodable event: {type(exc).__name__}: {exc}", outcome="failed"
         )
 

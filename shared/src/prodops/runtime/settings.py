@@ -162,7 +162,9 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=5_000, description="Most events a consumer applies in one batch"
     )
     consumer_max_deliver: int = Field(
-        default=5, ge=1, description="Failed deliveries after which an event is dead-lettered"
+        default=5,
+        ge=1,
+        description="Times a failing message is delivered before its event is dead-lettered",
     )
     consumer_backoff_seconds: tuple[float, ...] = Field(
         default=(1.0, 5.0, 30.0, 120.0),
@@ -191,7 +193,7 @@ class Settings(BaseSettings):
     outbound_retry_horizon_hours: float = Field(
         default=26.0,
         gt=0,
-        description="How long a delivery is retried before it fails (at least 24 outside tests)",
+        description="How long a dispatch is retried before it fails (at least 24 outside tests)",
     )
     outbound_disable_after_hours: float = Field(
         default=72.0,
@@ -207,10 +209,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Dispatcher polling fallback when no NOTIFY arrives"
     )
     outbound_batch_size: int = Field(
-        default=50, ge=1, le=1000, description="Deliveries one dispatcher sends at once"
+        default=50, ge=1, le=1000, description="Dispatches one dispatcher sends at once"
     )
     outbound_retention_hours: float = Field(
-        default=168.0, gt=0, description="How long delivered and failed deliveries are kept"
+        default=168.0, gt=0, description="How long delivered and failed dispatches are kept"
     )
 
     insights_tick_seconds: float = Field(
