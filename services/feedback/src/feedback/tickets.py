@@ -10,7 +10,8 @@ import orjson
 from feedback import service
 from feedback.webhooks import Snapshot, freshdesk, front, generic, helpscout, intercom, zendesk
 from prodops.runtime.db import Connection
-from prodops.webhooks.endpoint import Delivery, Provider
+from prodops.webhooks.intake import Delivery
+from prodops.webhooks.provider import Provider
 
 _VENDORS: tuple[ModuleType, ...] = (zendesk, intercom, freshdesk, helpscout, front, generic)
 PROVIDERS: dict[str, Provider] = {m.PROVIDER.name: m.PROVIDER for m in _VENDORS}

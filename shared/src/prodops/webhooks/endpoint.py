@@ -47,8 +47,6 @@ from prodops.webhooks.writer import NewDelivery
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Delivery",
-    "Provider",
     "WebhookEndpoint",
     "purge_deliveries",
     "wait_preference",
