@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import pytest
 
 from prodops.contract import Event, make_event
 from prodops.messaging.consumer import EventConsumer
+from prodops.messaging.handlers import BulkHandler, Consumed
 from prodops.runtime.db import Connection
 from prodops.runtime.settings import Settings
 from support import (
@@ -81,17 +83,9 @@ async def test_failing_handler_is_retried_dead_lettered_listed_and_replayed(
     async with running(app) as client:
         consumer = projections(app)
         poison = make_event(item_upserted(1, "Poison"), service="roadmap", workspace=workspace)
-        attempts: Counter[UUID] = Counter()
         broken = {"on": True}
-        real = consumer.handlers[poison.type]
-
-        async def flaky(conn: Connection, event: Event) -> None:
-            if event.id == poison.id and broken["on"]:
-                attempts[event.id] += 1
-                raise RuntimeError("projection store rejected the item")
-            await real(conn, event)
-
-        consumer.handlers = {**consumer.handlers, poison.type: flaky}
+        error = RuntimeError("projection store rejected the item")
+        attempts = _poisoned(consumer, poison, error, broken)
         behind = [
             make_event(item_upserted(1, f"Next {n}"), service="roadmap", workspace=workspace)
             for n in range(3)
@@ -122,6 +116,31 @@ async def test_failing_handler_is_retried_dead_lettered_listed_and_replayed(
         assert [d["id"] for d in listed["items"]] == [letter["id"]]
 
 
+def _poisoned(
+    consumer: EventConsumer, poison: Event, error: Exception, broken: dict[str, bool]
+) -> Counter[UUID]:
+    """Fail every application of `poison` while `broken["on"]`: by its handler or set-wise."""
+    attempts: Counter[UUID] = Counter()
+    real, bulk = consumer.handlers[poison.type], consumer.bulk
+    assert bulk is not None
+
+    async def flaky(conn: Connection, event: Event) -> None:
+        if event.id == poison.id and broken["on"]:
+            attempts[event.id] += 1
+            raise error
+        await real(conn, event)
+
+    async def flaky_bulk(conn: Connection, consumed: Sequence[Consumed]) -> None:
+        if broken["on"] and any(c.event.id == poison.id for c in consumed):
+            attempts[poison.id] += 1
+            raise error
+        await bulk.apply(conn, consumed)
+
+    consumer.handlers = {**consumer.handlers, poison.type: flaky}
+    consumer.bulk = BulkHandler(bulk.types, flaky_bulk)
+    return attempts
+
+
 async def _dead_letters(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     response = await client.get("/v1/dead-letters", headers=headers)
     assert response.status_code == 200, response.text
@@ -137,10 +156,7 @@ async def test_dead_letters_of_another_workspace_are_invisible_and_not_replayabl
         consumer = projections(app)
         poison = make_event(item_upserted(1, "Poison"), service="roadmap", workspace=workspace)
 
-        async def always_fails(conn: Connection, event: Event) -> None:
-            raise ValueError("no")
-
-        consumer.handlers = {**consumer.handlers, poison.type: always_fails}
+        _poisoned(consumer, poison, ValueError("no"), {"on": True})
         await publish(settings, poison)
         mine = auth(settings, workspace)
         dead = await eventually(lambda: _dead_letters(client, mine), lambda d: len(d) == 1)

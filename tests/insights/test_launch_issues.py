@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 from insights import launch_signals, readiness
-from insights.facts import Touch, apply_fact
-from insights.facts_bulk import apply_issues
 from insights.launch_signals import launch_facts
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.projection import apply_events
 from insights.readiness import PRIORITIES, LinkedIssue, summarize
 from insights.signals import Context
 from prodops.contract import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
@@ -82,20 +81,12 @@ class World:
 
 
 async def _apply(conn: Connection, events: list[Event], rng: random.Random) -> None:
-    """Each event alone, or a run of issue events set-wise, as the live consumer does."""
-    run: list[Event] = []
-    for event in [*events, None]:
-        if event is not None and event.type.startswith("prodops.tracker_issue."):
-            run.append(event)
-            continue
-        if run and rng.random() < 0.5:
-            await apply_issues(conn, run, {})
-        else:
-            for issue in run:
-                await apply_fact(conn, issue, Touch())
-        run = []
-        if event is not None:
-            await apply_fact(conn, event, Touch())
+    """The events in batches of random sizes (one alone among them), as the live consumer."""
+    start = 0
+    while start < len(events):
+        size = rng.choice((1, 1, 3, 8, 25))
+        await apply_events(conn, events[start : start + size])
+        start += size
 
 
 # What the triggers keep, each in a stable order.

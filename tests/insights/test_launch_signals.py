@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from insights import launch_signals, readiness
-from insights.facts import Touch, apply_fact
 from insights.launch_signals import launch_facts, refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.projection import apply_events
 from insights.readiness import PRIORITIES, summarize
 from insights.signals import Context
 from prodops.contract import Event, utcnow
@@ -76,8 +76,7 @@ async def test_launches_read_together_get_what_each_gets_read_alone(
     ctx = _context(workspace)
     keys = ["L1", "L2", "L3", "L4", "gone"]
     async with pool.acquire() as conn, conn.transaction():
-        for event in _launches(b):
-            await apply_fact(conn, event, Touch())
+        await apply_events(conn, _launches(b))
         together = await launch_facts(conn, ctx, keys)
         alone = {k: v for key in keys for k, v in (await launch_facts(conn, ctx, [key])).items()}
         assert together == alone
@@ -163,8 +162,7 @@ async def test_the_database_summarises_issues_as_readiness_does(
     launches["L3"].add("K-4")  # through the item's own launch key
     issues = [_random_issue(b, rng, n) for n in range(40)]
     async with pool.acquire() as conn, conn.transaction():
-        for event in [*events, *(e for e, _ in issues)]:
-            await apply_fact(conn, event, Touch())
+        await apply_events(conn, [*events, *(e for e, _ in issues)])
         found = await launch_facts(conn, ctx, sorted(launches))
     for key, items in launches.items():
         linked = linked_issues(b, dict(enumerate(f for _, f in issues)), key, items)
@@ -186,8 +184,7 @@ async def test_a_launch_with_only_closed_issues_is_counted_with_none_named(
         fields = {"launch_keys": ["L1"], "state": "closed", "closed_at": days_ago(age)}
         events.append(b.issue(f"acme/shop#{n}", kind="bug", priority="urgent", **fields))
     async with pool.acquire() as conn, conn.transaction():
-        for event in events:
-            await apply_fact(conn, event, Touch())
+        await apply_events(conn, events)
         found = await launch_facts(conn, ctx, ["L1"])
     summary = found["L1"][1].summary
     assert summary is not None

@@ -1,14 +1,16 @@
-"""The signal engine: facts per event, then, once per batch, what those events touched.
+"""The signal engine: a batch's events into facts, then what they touched into signals.
 
-Each workspace is locked for the batch (in a fixed order, so replicas never deadlock): two
-replicas sharing the consumer apply events of one workspace one batch at a time, and every sum
-they keep stays exact.
+Every batch goes through the one projection path (`insights.projection`): the consumer's fast
+pass hands it the whole batch, its careful pass each event alone, in a savepoint. At the end of
+the batch the contributions and signals its events touched are refreshed. Each workspace is
+locked for the batch (in a fixed order, so replicas never deadlock): two replicas sharing the
+consumer apply events of one workspace one batch at a time, and every sum they keep stays exact.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -20,10 +22,10 @@ from insights import contributions, signals
 from insights import facts_sql as fsql
 from insights import signals_sql as ssql
 from insights.contributions import REASON_METRICS, SCOPE_METRICS
-from insights.facts import AGGREGATES, Touch, apply_fact
-from insights.facts_bulk import ISSUE_TYPES, apply_issues
+from insights.facts import AGGREGATES, Touch
 from insights.launch_signals import refresh_launches
 from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.projection import apply_events
 from prodops.contract import Event, utcnow
 from prodops.messaging.handlers import BulkHandler, Consumed, Handler
 from prodops.runtime.db import Connection
@@ -64,7 +66,7 @@ class SignalEngine:
     traces: dict[str, str | None] = field(default_factory=dict)
 
     def handlers(self) -> dict[str, Handler]:
-        """One handler per state-carrying event type."""
+        """One handler per state-carrying event type: the careful pass's, a batch of one."""
         return dict.fromkeys(AGGREGATES, self.apply)
 
     async def begin(self, conn: Connection, events: Sequence[Event]) -> None:
@@ -74,19 +76,25 @@ class SignalEngine:
 
     async def apply(self, conn: Connection, event: Event) -> None:
         """Apply one event to the facts, noting what it touched."""
-        await apply_fact(conn, event, self.touches.setdefault(event.workspace, Touch()))
+        await self._project(conn, [event])
         # The signals this batch moves continue the trace of the last event that moved them.
         self.traces[event.workspace] = current_traceparent()
 
     def bulk(self) -> BulkHandler:
-        """Tracker-issue events set-wise: their facts are read and written by them alone."""
-        return BulkHandler(ISSUE_TYPES, self.apply_issues)
+        """Every state-carrying event type at once: the fast pass's whole batch."""
+        return BulkHandler(frozenset(AGGREGATES), self.apply_all)
 
-    async def apply_issues(self, conn: Connection, consumed: Sequence[Consumed]) -> None:
-        """Apply a batch's tracker-issue events as `apply` would one by one."""
-        await apply_issues(conn, [c.event for c in consumed], self.touches)
+    async def apply_all(self, conn: Connection, consumed: Sequence[Consumed]) -> None:
+        """Apply a batch's events as `apply` would one by one."""
+        await self._project(conn, [c.event for c in consumed])
         for c in consumed:
             self.traces[c.event.workspace] = c.traceparent
+
+    async def _project(self, conn: Connection, events: Sequence[Event]) -> None:
+        for event in events:
+            self.touches.setdefault(event.workspace, Touch())
+        for ws, touch in (await apply_events(conn, events)).items():
+            self.touches.setdefault(ws, Touch()).update(touch)
 
     async def end(self, conn: Connection, *, careful: bool = True) -> None:
         """Refresh the contributions and signals the batch touched (each guarded if careful)."""
@@ -174,8 +182,13 @@ async def _guarded(
             log.exception("signal %s could not be refreshed", what)
 
 
-async def refresh_all(conn: Connection, ws: str, *, emit: bool, now: datetime) -> None:
-    """Recompute every contribution and signal of a workspace (after a policy change)."""
+async def refresh_all(
+    conn: Connection, ws: str, *, emit: bool, now: datetime, scopes: Iterable[str] = ()
+) -> None:
+    """Recompute every contribution and signal of a workspace, and alignments in `scopes` too.
+
+    After a policy change, or a rebuild (whose item events named the scopes live ones refresh).
+    """
     groups = await conn.fetch(fsql.ALL_GROUPS, ws)
     items = await conn.fetch(fsql.ALL_ITEMS, ws)
     launches = await conn.fetch(ssql.ALL_LAUNCHES, ws)
@@ -183,6 +196,7 @@ async def refresh_all(conn: Connection, ws: str, *, emit: bool, now: datetime) -
         groups={r["group_id"] for r in groups},
         items={r["id"] for r in items},
         launches={r["key"] for r in launches},
+        scopes=set(scopes),
         all_scopes=True,
     )
     await refresh(conn, ws, touch, emit=emit, now=now)

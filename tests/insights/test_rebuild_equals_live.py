@@ -1,4 +1,4 @@
-"""The bulk rebuild leaves every derived table as the live consumer left it, row for row."""
+"""A rebuild leaves every derived table as the live consumer left it, row for row."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import asyncio
 import math
 from typing import Any
 
-import asyncpg
 import nats
 import pytest
 from fastapi import FastAPI
 
 from insights import rebuild as rebuild_module
-from insights import rebuild_sql
 from insights.engine import CONSUMER
 from insights.rebuild import rebuild
 from prodops.contract import (
@@ -35,7 +33,8 @@ from signal_events import Builder, days_ago
 from support import create_app, eventually, projections, publish, running
 
 # Every derived table, as a user of its rows would compare them (times of computation left out).
-# `total` keeps a row its last contributor left (at zero); a rebuild never makes one.
+# `total` and `launch_issue_tally` keep a row their last contributor left (at zero); a rebuild
+# never makes one.
 _TABLES = {
     "projection": """
         SELECT workspace, aggregate, id, version, deleted, state, event_id FROM projection""",
@@ -46,6 +45,9 @@ _TABLES = {
     "item_fact": "SELECT * FROM item_fact",
     "launch_fact": "SELECT * FROM launch_fact",
     "issue_fact": "SELECT * FROM issue_fact",
+    "launch_issue": "SELECT * FROM launch_issue",
+    "launch_issue_label": "SELECT * FROM launch_issue_label",
+    "launch_issue_tally": "SELECT * FROM launch_issue_tally WHERE issues <> 0",
     "contribution": "SELECT * FROM contribution",
     "total": "SELECT * FROM total WHERE contributors > 0",
     "contributor_expiry": "SELECT * FROM contributor_expiry",
@@ -105,7 +107,12 @@ def _workload(b: Builder) -> list[Event]:
         b.launch("L2", items=("K-3",)),
     ]
     for n in range(6):
-        events.append(b.issue(f"acme/shop#{n}", item_keys=[f"K-{n}"], kind="bug", priority="high"))
+        labels = ["ui", "Blocker"][: 1 + n % 2]
+        events.append(
+            b.issue(
+                f"acme/shop#{n}", item_keys=[f"K-{n}"], kind="bug", priority="high", labels=labels
+            )
+        )
     for n in range(12):
         events.append(
             b.feedback(
@@ -199,33 +206,27 @@ async def pool(settings: Settings) -> Any:
 
 
 async def test_a_rebuild_leaves_every_table_as_the_live_consumer_left_it(
-    settings: Settings, workspace: str, pool: Pool, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, workspace: str, pool: Pool
 ) -> None:
     events = _workload(Builder(workspace))
     live = await _live_tables(settings, workspace, events)
     assert live["launch_signal"]
     assert live["alignment_signal"]
-
-    async def no_fallback(*_: Any, **__: Any) -> None:
-        raise AssertionError("the bulk rebuild fell back to event by event")
-
-    monkeypatch.setattr(rebuild_module, "rebuild_event_by_event", no_fallback)
+    assert live["launch_issue"]
+    assert live["launch_issue_label"]
     report = await rebuild(settings)
     assert (report.applied, report.failed) == (len(live["inbox"]), 1)
     found = _differences(live, await _tables(pool, [workspace]))
     assert not found, "\n".join(found[:20])
 
 
-async def test_a_refused_bulk_write_rebuilds_event_by_event(
+async def test_a_rebuild_in_small_chunks_leaves_the_same_tables(
     settings: Settings, workspace: str, pool: Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = _workload(Builder(workspace))
     live = await _live_tables(settings, workspace, events)
-
-    async def refused(*_: Any) -> None:
-        raise asyncpg.CheckViolationError("refused")
-
-    monkeypatch.setattr(rebuild_module, "write_facts", refused)
+    # Many chunks, one of them with the broken event: that one is applied one event at a time.
+    monkeypatch.setattr(rebuild_module, "CHUNK", 7)
     report = await rebuild(settings)
     assert (report.applied, report.failed) == (len(live["inbox"]), 1)
     found = _differences(live, await _tables(pool, [workspace]))
@@ -282,20 +283,4 @@ async def test_events_published_during_a_rebuild_are_applied_once(
         live = await _tables(pool, [workspace])
     await rebuild(settings)
     found = _differences(live, await _tables(pool, [workspace]))
-    assert not found, "\n".join(found[:20])
-
-
-async def test_tables_under_row_level_security_are_filled_through_a_staging_copy(
-    settings: Settings, workspace: str, pool: Pool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    nc = await nats.connect(settings.nats_url)
-    await ensure_stream(nc.jetstream(), settings)
-    await nc.close()
-    await publish(settings, *_workload(Builder(workspace)))
-    await rebuild(settings)
-    direct = await _tables(pool, [workspace])
-    # A superuser bypasses row-level security; the schema's owner, in production, may not.
-    monkeypatch.setattr(rebuild_sql, "UNDER_RLS", "SELECT $1::text IS NOT NULL")
-    await rebuild(settings)
-    found = _differences(direct, await _tables(pool, [workspace]))
     assert not found, "\n".join(found[:20])
