@@ -172,10 +172,6 @@ def test_github_ping_is_answered_pong() -> None:
     assert json.loads(bytes(answer.body)) == {"status": "pong"}
 
 
-def test_github_issue_event_is_not_a_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(_body("issues.opened"))) is None
-
-
 def test_opened_github_issue_maps_to_its_whole_snapshot() -> None:
     assert _one("issues.opened", _payload("issues.opened")) == TrackerIssueSnapshot(
         provider="github",
