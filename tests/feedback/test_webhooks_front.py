@@ -23,7 +23,6 @@ from webhook_kit import assert_only_the_signed_body_verifies
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "front"
 TAGGED = FIXTURES / "zulip.conversation_tagged.json"
 SECRET = "front-app-signing-secret-for-tests"
-OLD_SECRET = "front-app-signing-secret-rotated-out"
 NOW = 1_700_000_000.0
 STAMP = str(int(NOW * 1000))
 CALCULON = Customer(external_id="crd_62euuy", email="calculon@momsbot.com")
@@ -96,18 +95,6 @@ def test_front_request_missing_a_signature_header_is_rejected(header: str) -> No
     headers = {k: v for k, v in signed.headers.items() if k != header}
     with pytest.raises(SignatureError, match="missing"):
         _verify(InboundWebhook(headers, signed.body))
-
-
-def test_front_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = TAGGED.read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, secret="not-the-secret"))
-    assert _signature(SECRET, STAMP, body) not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_front_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(TAGGED.read_bytes()), secrets=[OLD_SECRET, SECRET])
 
 
 def test_front_event_is_identified_by_its_id_and_type() -> None:

@@ -56,19 +56,10 @@ def _verify(webhook: InboundWebhook, secrets: list[str]) -> None:
     PROVIDER.verify(webhook, secrets, now=NOW, tolerance=TOLERANCE)
 
 
-def test_generic_message_signed_with_the_secret_verifies() -> None:
-    _verify(_webhook(), [SECRET])
-
-
 def test_generic_message_with_a_tampered_body_is_refused() -> None:
     tampered = InboundWebhook(_webhook().headers, BODY.replace(b"high", b"urgent"))
     with pytest.raises(SignatureError, match="no webhook-signature matches"):
         _verify(tampered, [SECRET])
-
-
-def test_generic_message_signed_with_another_secret_is_refused() -> None:
-    with pytest.raises(SignatureError):
-        _verify(_webhook(secret=NEXT_SECRET), [SECRET])
 
 
 @pytest.mark.parametrize("sent_at", [NOW - 301, NOW + 301])
@@ -87,10 +78,6 @@ def test_generic_message_missing_a_signing_header_is_refused(header: str) -> Non
 def test_generic_signature_with_non_ascii_text_is_refused_not_a_crash() -> None:
     with pytest.raises(SignatureError):
         _verify(_webhook(signature="v1,s\u00e9cret"), [SECRET])
-
-
-def test_generic_message_signed_with_the_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(secret=NEXT_SECRET), [SECRET, NEXT_SECRET])
 
 
 def test_generic_message_with_several_signatures_verifies_when_one_matches() -> None:

@@ -22,7 +22,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "intercom"
 LEGACY = "hull-connectors.webhook-conversation-{}.body.json"
 PRIORITY_UPDATED = FIXTURES / "zulip.conversation_priority_updated.json"
 SECRET = "intercom-client-secret-for-tests"
-OLD_SECRET = "intercom-client-secret-rotated-out"
 NOW = 1_700_000_000.0
 BOB = Customer(external_id="5ee3d479d1cf3dedbee23d68", email="bob.dylan@rei.com", name="Bob Dylan")
 PING = {"type": "notification_event", "topic": "ping", "id": "notif_ping", "data": {}}
@@ -64,18 +63,6 @@ def test_intercom_signature_without_the_sha1_prefix_is_rejected() -> None:
 def test_intercom_request_without_a_signature_is_rejected() -> None:
     with pytest.raises(SignatureError, match="missing"):
         _verify(InboundWebhook({}, PRIORITY_UPDATED.read_bytes()))
-
-
-def test_intercom_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = PRIORITY_UPDATED.read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, secret="not-the-secret"))
-    assert _signature(SECRET, body).removeprefix("sha1=") not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_intercom_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(PRIORITY_UPDATED.read_bytes()), secrets=[OLD_SECRET, SECRET])
 
 
 @pytest.mark.parametrize(

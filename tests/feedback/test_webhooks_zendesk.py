@@ -22,7 +22,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "zendesk"
 CREATED = FIXTURES / "dust.ticket_created.example.json"
 STATUS_CHANGED = FIXTURES / "dust.ticket_status_changed.example.json"
 SECRET = "dGhpcyBpcyBhIHplbmRlc2sgc2lnbmluZyBzZWNyZXQ="
-OLD_SECRET = "an-older-zendesk-signing-secret"
 STAMP = "2025-01-08T10:12:07Z"
 NOW = datetime(2025, 1, 8, 10, 12, 7, tzinfo=UTC).timestamp()
 
@@ -85,19 +84,6 @@ def test_zendesk_request_missing_a_signature_header_is_rejected(header: str) -> 
     headers = {k: v for k, v in signed.headers.items() if k != header}
     with pytest.raises(SignatureError, match="missing"):
         _verify(InboundWebhook(headers, signed.body))
-
-
-def test_zendesk_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = CREATED.read_bytes()
-    signed = _webhook(body, secret="not-the-secret")
-    with pytest.raises(SignatureError) as caught:
-        _verify(signed)
-    assert _signature(SECRET, STAMP, body) not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_zendesk_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(CREATED.read_bytes()), secrets=[OLD_SECRET, SECRET])
 
 
 def test_zendesk_event_is_identified_by_its_id_and_type() -> None:

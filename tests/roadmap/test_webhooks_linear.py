@@ -54,28 +54,11 @@ def _only(event_type: str, payload: dict[str, Any]) -> TrackerIssueSnapshot:
     return found[0]
 
 
-def test_linear_delivery_signed_with_the_secret_verifies() -> None:
-    _verify(_webhook((FIXTURES / "zulip.issue_update.json").read_bytes()))
-
-
-def test_linear_delivery_signed_with_the_previous_secret_verifies_during_rotation() -> None:
-    body = (FIXTURES / "zulip.issue_update.json").read_bytes()
-    _verify(_webhook(body, _signature("lin_wh_previous", body)), "lin_wh_new", "lin_wh_previous")
-
-
 def test_tampered_linear_body_is_rejected() -> None:
     body = (FIXTURES / "zulip.issue_update.json").read_bytes()
     tampered = body.replace(b'"priority": 1', b'"priority": 4')
     with pytest.raises(SignatureError, match="does not match"):
         _verify(_webhook(tampered, _signature(SECRET, body)))
-
-
-def test_linear_delivery_signed_with_another_secret_is_rejected() -> None:
-    body = (FIXTURES / "zulip.issue_update.json").read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, _signature("lin_wh_someone_else", body)))
-    assert SECRET not in str(caught.value)
-    assert _signature(SECRET, body) not in str(caught.value)
 
 
 def test_linear_delivery_without_signature_is_rejected() -> None:
