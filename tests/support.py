@@ -189,11 +189,18 @@ async def emitted(
     return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
 
 
-async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
-    """POST a feedback item (title "Wish" unless given) and return its JSON."""
-    answer = await client.post("/v1/feedback", headers=headers, json={"title": "Wish", **fields})
+async def posted(
+    client: httpx.AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any]
+) -> Any:
+    """POST `body` to the collection at `path`, expect it created, and return its JSON."""
+    answer = await client.post(path, headers=headers, json=body)
     assert answer.status_code == 201, answer.text
     return answer.json()
+
+
+async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
+    """POST a feedback item (title "Wish" unless given) and return its JSON."""
+    return await posted(client, headers, "/v1/feedback", {"title": "Wish", **fields})
 
 
 class Jira:
@@ -289,6 +296,22 @@ def requests_counted(service: str, method: str, route: str, status: int) -> floa
     """How many requests `/metrics` has counted for this service, method, route and status."""
     labels = {"service": service, "method": method, "route": route, "status": str(status)}
     return REGISTRY.get_sample_value("prodops_http_requests_total", labels) or 0.0
+
+
+# A request: (method, path) or (method, path, JSON body).
+Call = tuple[str, str] | tuple[str, str, Any]
+
+
+async def answers(
+    client: httpx.AsyncClient, headers: dict[str, str], *calls: Call
+) -> list[httpx.Response]:
+    """The answers to `calls`, made one after the other with `headers`."""
+    found = []
+    for method, path, *body in calls:
+        found.append(
+            await client.request(method, path, headers=headers, json=next(iter(body), None))
+        )
+    return found
 
 
 def assert_problem(answer: httpx.Response, status: int) -> None:

@@ -1,4 +1,5 @@
-"""A webhook pipeline of its own for tests: a toy vendor, a normaliser the test controls."""
+"""A webhook pipeline of its own for tests (a toy vendor, a normaliser the test controls), and
+the table of real vendors that `tests/shared/test_vendor_contract.py` holds to one contract."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hmac
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from feedback.webhooks import freshdesk, front, generic, helpscout, intercom, zendesk
 from prodops.http.auth import install_auth
 from prodops.http.limits import BodyLimitMiddleware
 from prodops.http.problems import install_problem_handlers
@@ -23,9 +26,10 @@ from prodops.runtime.db import Connection, Pool
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import WebhookEndpoint, webhook_routers
 from prodops.webhooks.intake import Delivery, Intake
-from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError, Provider
 from prodops.webhooks.sources import sources_router
 from prodops.webhooks.standard import SignatureError
+from roadmap.webhooks import github, gitlab, jira, linear
 from support import register_source
 
 
@@ -161,3 +165,54 @@ def assert_only_the_signed_body_verifies(
         verify(InboundWebhook(original.headers, original.body.replace(*tamper)))
     with pytest.raises(SignatureError):
         verify(signed(body, secret="not-the-secret"))
+
+
+def _fixture(vendor: str, name: str) -> bytes:
+    return (Path(__file__).parent / "fixtures" / "webhooks" / vendor / name).read_bytes()
+
+
+NOT_JSON = (b"not json", b"[1, 2]")
+NOT_AN_OBJECT = (b"<xml/>", b"[]", b"null")
+VENDORS: dict[str, Provider] = {
+    m.PROVIDER.name: m.PROVIDER
+    for m in (github, gitlab, jira, linear, freshdesk, front, generic, helpscout, intercom, zendesk)
+}
+# The headers identify() and handshake() read, where a vendor has them; neither reads signatures.
+ROUTING = {
+    "github": {"x-github-delivery": "72d3162e-cc78-11e3-81ab", "x-github-event": "issues"},
+    "gitlab": {"x-gitlab-event": "Issue Hook"},
+    "linear": {"linear-event": "Issue"},
+    "freshdesk": {"content-type": "application/json"},
+    "generic": {"webhook-id": "msg_2b3c"},
+    "helpscout": {"x-helpscout-event": "convo.created"},
+}
+# Bodies that are no event of the vendor.
+MALFORMED: dict[str, tuple[bytes, ...]] = {
+    "gitlab": NOT_AN_OBJECT,
+    "helpscout": NOT_AN_OBJECT,
+    "jira": (*NOT_JSON, b'{"issue": {}}'),
+    "linear": (b"not json", b'["Issue"]', b'{"type": "Issue"}'),
+    "freshdesk": (*NOT_JSON, b'"ticket"'),
+    "front": (*NOT_JSON, b'{"id": "evt_1"}'),
+    "generic": (b"{not json", b"[]", b'{"data": {}}', b'{"type": 3}'),
+    "intercom": (*NOT_JSON, b'{"id": "notif_1"}'),
+    "zendesk": (*NOT_JSON, b'"text"'),
+}
+# Ordinary deliveries, which are no setup handshake.
+ORDINARY: dict[str, tuple[bytes, ...]] = {
+    "github": (_fixture("github", "issues.opened.json"),),
+    "gitlab": (_fixture("gitlab", "issue.json"),),
+    "jira": (b"{}",),
+    "linear": (b"{}",),
+    "freshdesk": (_fixture("freshdesk", "zulip.ticket_created.json"),),
+    "front": (_fixture("front", "zulip.conversation_tagged.json"),),
+    "generic": (b'{"type": "ticket.upserted", "data": {"id": "T-1"}}',),
+    "helpscout": (_fixture("helpscout", "DERIVED.helpscout-api-php.conversation_v2.json"),),
+    "intercom": (_fixture("intercom", "zulip.conversation_priority_updated.json"), b"not json"),
+    "zendesk": (_fixture("zendesk", "dust.ticket_created.example.json"),),
+}
+
+
+def vendor_webhook(vendor: str, body: bytes) -> InboundWebhook:
+    """A delivery of `body` with the routing headers `vendor` sends."""
+    return InboundWebhook(ROUTING.get(vendor, {}), body)

@@ -11,7 +11,7 @@ import pytest
 from feedback.domain import TicketSnapshot
 from feedback.webhooks.freshdesk import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError, body_hash
+from prodops.webhooks.provider import Identity, InboundWebhook, body_hash
 from prodops.webhooks.standard import SignatureError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "freshdesk"
@@ -39,15 +39,6 @@ def _verify(webhook: InboundWebhook, secrets: list[str]) -> None:
     PROVIDER.verify(webhook, secrets, now=NOW, tolerance=300)
 
 
-def test_freshdesk_delivery_with_the_shared_secret_header_verifies() -> None:
-    _verify(_webhook(_body("zulip.ticket_created.json")), [SECRET])
-
-
-def test_freshdesk_delivery_with_another_secret_is_refused() -> None:
-    with pytest.raises(SignatureError, match="does not match"):
-        _verify(_webhook(_body("zulip.ticket_created.json"), "whsec_guessed"), [SECRET])
-
-
 def test_freshdesk_delivery_without_the_secret_header_is_refused() -> None:
     with pytest.raises(SignatureError, match="missing x-prodops-secret"):
         _verify(_webhook(_body("zulip.ticket_created.json"), None), [SECRET])
@@ -56,10 +47,6 @@ def test_freshdesk_delivery_without_the_secret_header_is_refused() -> None:
 def test_freshdesk_secret_header_with_non_ascii_text_is_refused_not_a_crash() -> None:
     with pytest.raises(SignatureError):
         _verify(_webhook(b"{}", "s\u00e9cret"), [SECRET])
-
-
-def test_freshdesk_delivery_with_the_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(_body("zulip.ticket_created.json"), "whsec_new"), [SECRET, "whsec_new"])
 
 
 def test_freshdesk_delivery_is_keyed_by_its_body_hash_and_triggered_event() -> None:
@@ -72,16 +59,6 @@ def test_freshdesk_delivery_is_keyed_by_its_body_hash_and_triggered_event() -> N
 def test_freshdesk_template_without_a_triggered_event_is_a_ticket_event() -> None:
     webhook = _webhook(b'{"freshdesk_webhook": {"ticket_id": "11"}}')
     assert PROVIDER.identify(webhook).event_type == "ticket"
-
-
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"ticket"'])
-def test_freshdesk_body_that_is_not_a_json_object_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
-def test_freshdesk_has_no_setup_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(_body("zulip.ticket_created.json"))) is None
 
 
 def test_created_ticket_template_maps_to_its_ticket() -> None:

@@ -16,14 +16,13 @@ from fastapi.responses import PlainTextResponse
 
 from feedback.webhooks.front import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.provider import Identity, InboundWebhook
 from prodops.webhooks.standard import SignatureError
 from webhook_kit import assert_only_the_signed_body_verifies
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "front"
 TAGGED = FIXTURES / "zulip.conversation_tagged.json"
 SECRET = "front-app-signing-secret-for-tests"
-OLD_SECRET = "front-app-signing-secret-rotated-out"
 NOW = 1_700_000_000.0
 STAMP = str(int(NOW * 1000))
 CALCULON = Customer(external_id="crd_62euuy", email="calculon@momsbot.com")
@@ -98,18 +97,6 @@ def test_front_request_missing_a_signature_header_is_rejected(header: str) -> No
         _verify(InboundWebhook(headers, signed.body))
 
 
-def test_front_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = TAGGED.read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, secret="not-the-secret"))
-    assert _signature(SECRET, STAMP, body) not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_front_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(TAGGED.read_bytes()), secrets=[OLD_SECRET, SECRET])
-
-
 def test_front_event_is_identified_by_its_id_and_type() -> None:
     identity = PROVIDER.identify(_webhook(TAGGED.read_bytes()))
     assert identity == Identity("evt_28duooi", "tag")
@@ -127,12 +114,6 @@ def test_front_event_without_an_id_is_identified_by_its_body_hash() -> None:
     assert identity == Identity("sha256:" + hashlib.sha256(body).hexdigest(), "sync")
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"id": "evt_1"}'])
-def test_front_body_that_is_not_an_event_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
 def test_front_setup_challenge_is_echoed() -> None:
     body = b'{"type": "sync", "authorization": {"id": "cmp_abc"}}'
     webhook = _webhook(body, challenge="4f9c2a")
@@ -141,10 +122,6 @@ def test_front_setup_challenge_is_echoed() -> None:
     assert isinstance(answer, PlainTextResponse)
     assert answer.status_code == 200
     assert answer.body == b"4f9c2a"
-
-
-def test_front_delivery_is_not_a_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(TAGGED.read_bytes())) is None
 
 
 def test_tagged_conversation_maps_the_tag_added() -> None:

@@ -56,19 +56,10 @@ def _verify(webhook: InboundWebhook, secrets: list[str]) -> None:
     PROVIDER.verify(webhook, secrets, now=NOW, tolerance=TOLERANCE)
 
 
-def test_generic_message_signed_with_the_secret_verifies() -> None:
-    _verify(_webhook(), [SECRET])
-
-
 def test_generic_message_with_a_tampered_body_is_refused() -> None:
     tampered = InboundWebhook(_webhook().headers, BODY.replace(b"high", b"urgent"))
     with pytest.raises(SignatureError, match="no webhook-signature matches"):
         _verify(tampered, [SECRET])
-
-
-def test_generic_message_signed_with_another_secret_is_refused() -> None:
-    with pytest.raises(SignatureError):
-        _verify(_webhook(secret=NEXT_SECRET), [SECRET])
 
 
 @pytest.mark.parametrize("sent_at", [NOW - 301, NOW + 301])
@@ -89,10 +80,6 @@ def test_generic_signature_with_non_ascii_text_is_refused_not_a_crash() -> None:
         _verify(_webhook(signature="v1,s\u00e9cret"), [SECRET])
 
 
-def test_generic_message_signed_with_the_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(secret=NEXT_SECRET), [SECRET, NEXT_SECRET])
-
-
 def test_generic_message_with_several_signatures_verifies_when_one_matches() -> None:
     valid = _signature(SECRET, "msg_2b3c", NOW, BODY)
     stale = _signature(NEXT_SECRET, "msg_2b3c", NOW, BODY)
@@ -103,19 +90,9 @@ def test_generic_message_is_keyed_by_its_webhook_id_and_typed_by_its_body() -> N
     assert PROVIDER.identify(_webhook()) == Identity("msg_2b3c", "ticket.upserted")
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"data": {}}', b'{"type": 3}'])
-def test_generic_body_without_an_object_and_its_type_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
 def test_generic_message_without_a_webhook_id_is_malformed() -> None:
     with pytest.raises(MalformedWebhookError, match="webhook-id"):
         PROVIDER.identify(InboundWebhook({}, BODY))
-
-
-def test_generic_webhook_has_no_setup_handshake() -> None:
-    assert PROVIDER.handshake(_webhook()) is None
 
 
 def test_upserted_ticket_maps_every_documented_field() -> None:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from feedback.webhooks.intercom import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.provider import Identity, InboundWebhook
 from prodops.webhooks.standard import SignatureError
 from webhook_kit import assert_only_the_signed_body_verifies
 
@@ -22,7 +22,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "intercom"
 LEGACY = "hull-connectors.webhook-conversation-{}.body.json"
 PRIORITY_UPDATED = FIXTURES / "zulip.conversation_priority_updated.json"
 SECRET = "intercom-client-secret-for-tests"
-OLD_SECRET = "intercom-client-secret-rotated-out"
 NOW = 1_700_000_000.0
 BOB = Customer(external_id="5ee3d479d1cf3dedbee23d68", email="bob.dylan@rei.com", name="Bob Dylan")
 PING = {"type": "notification_event", "topic": "ping", "id": "notif_ping", "data": {}}
@@ -66,18 +65,6 @@ def test_intercom_request_without_a_signature_is_rejected() -> None:
         _verify(InboundWebhook({}, PRIORITY_UPDATED.read_bytes()))
 
 
-def test_intercom_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = PRIORITY_UPDATED.read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, secret="not-the-secret"))
-    assert _signature(SECRET, body).removeprefix("sha1=") not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_intercom_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(PRIORITY_UPDATED.read_bytes()), secrets=[OLD_SECRET, SECRET])
-
-
 @pytest.mark.parametrize(
     ("path", "identity"),
     [
@@ -101,22 +88,11 @@ def test_intercom_notification_is_identified_by_its_id_and_topic(
     assert PROVIDER.identify(_webhook(path.read_bytes())) == identity
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"id": "notif_1"}'])
-def test_intercom_body_that_is_not_a_notification_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
 def test_intercom_ping_is_answered_with_pong() -> None:
     answer = PROVIDER.handshake(_webhook(json.dumps(PING).encode()))
     assert isinstance(answer, JSONResponse)
     assert answer.status_code == 200
     assert json.loads(bytes(answer.body)) == {"status": "pong"}
-
-
-def test_intercom_delivery_is_not_a_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(PRIORITY_UPDATED.read_bytes())) is None
-    assert PROVIDER.handshake(_webhook(b"not json")) is None
 
 
 def test_ping_maps_to_nothing() -> None:

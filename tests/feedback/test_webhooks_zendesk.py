@@ -14,7 +14,7 @@ import pytest
 
 from feedback.webhooks.zendesk import PROVIDER, snapshot
 from prodops.contract import Customer
-from prodops.webhooks.provider import Identity, InboundWebhook, MalformedWebhookError
+from prodops.webhooks.provider import Identity, InboundWebhook
 from prodops.webhooks.standard import SignatureError
 from webhook_kit import assert_only_the_signed_body_verifies
 
@@ -22,7 +22,6 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "zendesk"
 CREATED = FIXTURES / "dust.ticket_created.example.json"
 STATUS_CHANGED = FIXTURES / "dust.ticket_status_changed.example.json"
 SECRET = "dGhpcyBpcyBhIHplbmRlc2sgc2lnbmluZyBzZWNyZXQ="
-OLD_SECRET = "an-older-zendesk-signing-secret"
 STAMP = "2025-01-08T10:12:07Z"
 NOW = datetime(2025, 1, 8, 10, 12, 7, tzinfo=UTC).timestamp()
 
@@ -87,19 +86,6 @@ def test_zendesk_request_missing_a_signature_header_is_rejected(header: str) -> 
         _verify(InboundWebhook(headers, signed.body))
 
 
-def test_zendesk_signature_error_does_not_reveal_the_expected_signature() -> None:
-    body = CREATED.read_bytes()
-    signed = _webhook(body, secret="not-the-secret")
-    with pytest.raises(SignatureError) as caught:
-        _verify(signed)
-    assert _signature(SECRET, STAMP, body) not in str(caught.value)
-    assert SECRET not in str(caught.value)
-
-
-def test_zendesk_signature_made_with_a_rotated_in_secret_verifies() -> None:
-    _verify(_webhook(CREATED.read_bytes()), secrets=[OLD_SECRET, SECRET])
-
-
 def test_zendesk_event_is_identified_by_its_id_and_type() -> None:
     created = PROVIDER.identify(_webhook(CREATED.read_bytes()))
     changed = PROVIDER.identify(_webhook(STATUS_CHANGED.read_bytes()))
@@ -115,16 +101,6 @@ def test_zendesk_trigger_webhook_is_identified_by_its_body_hash_not_the_ticket_i
     body = b'{"id": 42, "title": "Export is slow", "type": "question"}'
     identity = PROVIDER.identify(_webhook(body))
     assert identity == Identity("sha256:" + hashlib.sha256(body).hexdigest(), "trigger")
-
-
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"'])
-def test_zendesk_body_that_is_not_a_json_object_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
-def test_zendesk_has_no_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(CREATED.read_bytes())) is None
 
 
 def test_created_ticket_maps_the_whole_detail_snapshot() -> None:

@@ -96,22 +96,25 @@ def _documented(service: Service) -> set[int]:
     return {int(code) for code in operation["responses"]}
 
 
-async def _register(service: Service, settings: Settings, workspace: str, provider: str) -> Any:
+async def _register(
+    service: Service, settings: Settings, workspace: str, provider: str
+) -> tuple[Any, str, Vendor, set[int]]:
+    """A new source of `provider`: its JSON, its secret, the fuzz vendor and documented statuses."""
     answer = await service.client.post(
         "/v1/sources",
         headers=auth(settings, workspace, "admin"),
         json={"provider": provider, "name": f"{provider} fuzz"},
     )
     assert answer.status_code == 201, answer.text
-    return answer.json()
+    source = answer.json()
+    return source, source["secret"], VENDORS[provider], _documented(service)
 
 
 @pytest.mark.parametrize(("service", "provider"), CASES, indirect=["service"])
 async def test_webhook_answers_anything_with_400_401_404_413_or_2xx(
     service: Service, provider: str, settings: Settings, workspace: str
 ) -> None:
-    source = await _register(service, settings, workspace, provider)
-    vendor, secret, documented = VENDORS[provider], source["secret"], _documented(service)
+    source, secret, vendor, documented = await _register(service, settings, workspace, provider)
     others = sorted(set(PROVIDERS) - {provider})
     mine = st.just(source["webhook_url"])
     urls = st.one_of(
@@ -195,8 +198,7 @@ def _verdict(provider: str, secret: str, body: bytes, headers: dict[str, str]) -
 async def test_validly_signed_random_payloads_are_stored_never_a_5xx(
     service: Service, provider: str, settings: Settings, workspace: str
 ) -> None:
-    source = await _register(service, settings, workspace, provider)
-    vendor, secret, documented = VENDORS[provider], source["secret"], _documented(service)
+    source, secret, vendor, documented = await _register(service, settings, workspace, provider)
     payloads = st.dictionaries(st.sampled_from(vendor.words()), json_values(vendor.words()))
     # Milliseconds off now; none near the 300 s tolerance, where the oracle and the app may differ.
     stamps = st.one_of(st.just(0), st.integers(-(10**400), 10**400)).filter(

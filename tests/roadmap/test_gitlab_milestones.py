@@ -84,6 +84,14 @@ async def gitlab() -> AsyncIterator[GitLabStandIn]:
     await task
 
 
+@pytest.fixture
+async def source(
+    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+) -> GitLabSource:
+    """A GitLab source of the test's workspace, with API access to the stand-in."""
+    return await GitLabSource(client, settings, workspace).register(gitlab.url)
+
+
 def _payload(milestone_id: int | None, name: str = "issue") -> dict[str, Any]:
     payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
     payload["object_attributes"]["milestone_id"] = milestone_id
@@ -145,9 +153,12 @@ class GitLabSource:
 
 
 async def test_gitlab_issue_milestoned_to_a_launch_links_to_it(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    client: httpx.AsyncClient,
+    settings: Settings,
+    workspace: str,
+    gitlab: GitLabStandIn,
+    source: GitLabSource,
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     launch = {"key": "LAUNCH-7", "name": "Launch seven"}
     assert (await client.post("/v1/launches", headers=source.reader, json=launch)).is_success
     gitlab.milestone(7, "LAUNCH-7")
@@ -177,9 +188,8 @@ WHERE (l.locktype = 'advisory'
 
 
 async def test_gitlab_is_asked_while_the_normaliser_holds_no_lock_and_no_transaction(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    client: httpx.AsyncClient, settings: Settings, gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     held: list[list[tuple[str, str, str | None]]] = []
     watcher = await asyncpg.connect(settings.database_url)
@@ -204,9 +214,8 @@ async def test_gitlab_is_asked_while_the_normaliser_holds_no_lock_and_no_transac
 
 
 async def test_gitlab_milestone_title_is_cached_so_the_next_delivery_asks_nothing(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     await source.send(_payload(7))
     gitlab.failing = 503  # a second call would now fail the delivery
@@ -220,9 +229,8 @@ async def test_gitlab_milestone_title_is_cached_so_the_next_delivery_asks_nothin
 
 
 async def test_gitlab_group_milestone_is_read_from_the_projects_group(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(9, "LAUNCH-G", owner="groups/gitlabhq")
 
     assert (await source.send(_payload(9)))["status"] == "processed"
@@ -232,9 +240,8 @@ async def test_gitlab_group_milestone_is_read_from_the_projects_group(
 
 
 async def test_gitlab_api_down_fails_the_delivery_and_replay_links_it(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    client: httpx.AsyncClient, gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     gitlab.failing = 503
 
@@ -257,13 +264,8 @@ async def test_gitlab_api_down_fails_the_delivery_and_replay_links_it(
     "answer", [(401, "answered 401"), (404, "knows no milestone 7 of gitlabhq/gitlab-test")]
 )
 async def test_gitlab_refusing_or_not_knowing_the_milestone_fails_the_delivery(
-    client: httpx.AsyncClient,
-    settings: Settings,
-    workspace: str,
-    gitlab: GitLabStandIn,
-    answer: tuple[int, str],
+    gitlab: GitLabStandIn, answer: tuple[int, str], source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.failing, error = answer
 
     assert (await source.send(_payload(7)))["status"] == "failed"
@@ -307,9 +309,8 @@ async def test_slow_gitlab_api_fails_the_delivery_within_the_timeout(
 
 
 async def test_expired_title_is_read_again_and_a_renamed_milestone_moves_the_link(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    settings: Settings, gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     await source.send(_payload(7))
     gitlab.milestone(7, "LAUNCH-8")
@@ -322,9 +323,8 @@ async def test_expired_title_is_read_again_and_a_renamed_milestone_moves_the_lin
 
 
 async def test_expired_title_is_kept_while_the_gitlab_api_is_down(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    settings: Settings, gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     await source.send(_payload(7))
     await _expire_cached_titles(settings, source.id)
@@ -338,9 +338,8 @@ async def test_expired_title_is_kept_while_the_gitlab_api_is_down(
 
 
 async def test_demilestoned_gitlab_issue_leaves_the_launch(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     await source.send(_payload(7))
 
@@ -370,9 +369,8 @@ async def test_gitlab_milestone_without_a_token_links_nothing_but_an_explicit_li
 
 
 async def test_deleted_api_access_stops_linking_milestones(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, gitlab: GitLabStandIn
+    client: httpx.AsyncClient, gitlab: GitLabStandIn, source: GitLabSource
 ) -> None:
-    source = await GitLabSource(client, settings, workspace).register(gitlab.url)
     gitlab.milestone(7, "LAUNCH-7")
     await source.send(_payload(7))
 

@@ -7,14 +7,13 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import assert_problem, auth, emitted
+from support import auth, emitted, posted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
-    body = {"key": "SPRING", "name": "Spring release", **fields}
-    answer = await client.post("/v1/launches", headers=headers, json=body)
-    assert answer.status_code == 201, answer.text
-    return answer.json()
+    return await posted(
+        client, headers, "/v1/launches", {"key": "SPRING", "name": "Spring release", **fields}
+    )
 
 
 async def test_created_launch_is_read_by_id_or_key_listed_and_emitted(
@@ -137,63 +136,8 @@ async def test_launch_carries_its_item_keys_and_deleting_it_unlinks_them(
     assert events[-1][1] == {"id": launch["id"], "version": 6, "key": "SPRING"}
 
 
-async def test_unknown_launch_is_a_404_problem(
+async def test_launch_keys_are_per_workspace(
     settings: Settings, workspace: str, client: httpx.AsyncClient
 ) -> None:
-    headers = auth(settings, workspace)
-    for path in ("/v1/launches/NOPE", "/v1/launches/0190d3a4-0000-7000-8000-000000000000"):
-        for answer in (
-            await client.get(path, headers=headers),
-            await client.patch(path, headers=headers, json={"name": "x"}),
-            await client.put(f"{path}/checklist", headers=headers, json={"entries": []}),
-            await client.delete(path, headers=headers),
-        ):
-            assert_problem(answer, 404)
-
-
-async def test_read_only_token_cannot_write_launches(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
-) -> None:
-    launch = await create(client, auth(settings, workspace), checklist=[{"title": "QA"}])
-    path = "/v1/launches/SPRING"
-    entry = launch["checklist"][0]["id"]
-    reader = auth(settings, workspace, "roadmap:read")
-    assert (await client.get(path, headers=reader)).status_code == 200
-    for answer in (
-        await client.post("/v1/launches", headers=reader, json={"key": "X", "name": "x"}),
-        await client.patch(path, headers=reader, json={"name": "x"}),
-        await client.put(f"{path}/checklist", headers=reader, json={"entries": []}),
-        await client.patch(f"{path}/checklist/{entry}", headers=reader, json={"done": True}),
-        await client.delete(path, headers=reader),
-    ):
-        assert_problem(answer, 403)
-
-
-async def test_workspace_a_cannot_see_or_touch_workspace_b_launches(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
-) -> None:
-    mine = auth(settings, workspace)
-    theirs = auth(settings, f"b-{workspace}"[:63])
-    launch = await create(client, mine, checklist=[{"title": "QA"}])
-    entry = launch["checklist"][0]["id"]
-    for path in (f"/v1/launches/{launch['id']}", "/v1/launches/SPRING"):
-        for answer in (
-            await client.get(path, headers=theirs),
-            await client.patch(path, headers=theirs, json={"name": "Mine now"}),
-            await client.put(f"{path}/checklist", headers=theirs, json={"entries": []}),
-            await client.patch(f"{path}/checklist/{entry}", headers=theirs, json={"done": True}),
-            await client.delete(path, headers=theirs),
-        ):
-            assert answer.status_code == 404, answer.text
-    linked = await client.post(
-        "/v1/items", headers=theirs, json={"title": "x", "launch_id": launch["id"]}
-    )
-    assert linked.status_code == 422
-    assert (await client.get("/v1/launches", headers=theirs)).json()["items"] == []
-    assert (await create(client, theirs))["key"] == "SPRING"
-    untouched = (await client.get("/v1/launches/SPRING", headers=mine)).json()
-    assert (untouched["name"], untouched["version"], untouched["checklist"]) == (
-        "Spring release",
-        1,
-        launch["checklist"],
-    )
+    await create(client, auth(settings, workspace))
+    assert (await create(client, auth(settings, f"b-{workspace}"[:63])))["key"] == "SPRING"

@@ -7,13 +7,11 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import assert_problem, auth, emitted
+from support import auth, emitted, posted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
-    answer = await client.post("/v1/objectives", headers=headers, json={"name": "Grow", **fields})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
+    return await posted(client, headers, "/v1/objectives", {"name": "Grow", **fields})
 
 
 async def test_created_objective_is_read_back_listed_and_emitted(
@@ -99,53 +97,3 @@ async def test_deleting_an_objective_unlinks_its_items_and_orphans_its_children(
         "objective.deleted",
     ]
     assert events[-1][1] == {"id": objective["id"], "version": 2}
-
-
-async def test_unknown_objective_is_a_404_problem(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
-) -> None:
-    headers = auth(settings, workspace)
-    path = "/v1/objectives/0190d3a4-0000-7000-8000-000000000000"
-    for answer in (
-        await client.get(path, headers=headers),
-        await client.patch(path, headers=headers, json={"name": "x"}),
-        await client.delete(path, headers=headers),
-    ):
-        assert_problem(answer, 404)
-
-
-async def test_read_only_token_cannot_write_objectives(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
-) -> None:
-    objective = await create(client, auth(settings, workspace))
-    path = f"/v1/objectives/{objective['id']}"
-    reader = auth(settings, workspace, "roadmap:read")
-    assert (await client.get(path, headers=reader)).status_code == 200
-    for answer in (
-        await client.post("/v1/objectives", headers=reader, json={"name": "x"}),
-        await client.patch(path, headers=reader, json={"name": "x"}),
-        await client.delete(path, headers=reader),
-    ):
-        assert_problem(answer, 403)
-
-
-async def test_workspace_a_cannot_see_or_touch_workspace_b_objectives(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
-) -> None:
-    mine = auth(settings, workspace)
-    theirs = auth(settings, f"b-{workspace}"[:63])
-    objective = await create(client, mine)
-    path = f"/v1/objectives/{objective['id']}"
-    for answer in (
-        await client.get(path, headers=theirs),
-        await client.patch(path, headers=theirs, json={"name": "Mine now"}),
-        await client.delete(path, headers=theirs),
-    ):
-        assert answer.status_code == 404, answer.text
-    as_parent = await client.post(
-        "/v1/objectives", headers=theirs, json={"name": "x", "parent_id": objective["id"]}
-    )
-    assert as_parent.status_code == 422
-    assert (await client.get("/v1/objectives", headers=theirs)).json()["items"] == []
-    untouched = (await client.get(path, headers=mine)).json()
-    assert (untouched["name"], untouched["version"]) == ("Grow", 1)

@@ -19,7 +19,6 @@ from roadmap.webhooks.github import PROVIDER, snapshots
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github"
 SECRET = "gh-secret-for-tests-0123456789"
-OLD_SECRET = "gh-secret-rotated-out-9876543210"
 DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 NOW = 1_700_000_000.0
 
@@ -70,24 +69,11 @@ def test_github_provider_is_named_github() -> None:
     assert PROVIDER.name == "github"
 
 
-def test_github_delivery_signed_with_the_secret_verifies() -> None:
-    _verify(_webhook(_body("issues.opened")), [SECRET])
-
-
 def test_github_delivery_with_a_tampered_body_is_refused() -> None:
     body = _body("issues.opened")
     tampered = InboundWebhook(_webhook(body).headers, body.replace(b'"open"', b'"closed"'))
     with pytest.raises(SignatureError, match="does not match"):
         _verify(tampered, [SECRET])
-
-
-def test_github_delivery_signed_with_another_secret_is_refused_without_leaking() -> None:
-    webhook = _webhook(_body("issues.opened"), secret="someone-else")
-    with pytest.raises(SignatureError) as refused:
-        _verify(webhook, [SECRET])
-    expected = _signature(SECRET, webhook.body)
-    assert SECRET not in str(refused.value)
-    assert expected.removeprefix("sha256=") not in str(refused.value)
 
 
 def test_github_delivery_without_a_signature_is_refused() -> None:
@@ -111,10 +97,6 @@ def test_github_signature_with_non_ascii_garbage_is_refused_without_crashing() -
     headers = {**_webhook(body).headers, "x-hub-signature-256": "sha256=ünïcödé"}
     with pytest.raises(SignatureError):
         _verify(InboundWebhook(headers, body), [SECRET])
-
-
-def test_github_delivery_signed_with_the_rotated_out_secret_verifies_during_grace() -> None:
-    _verify(_webhook(_body("issues.opened"), secret=OLD_SECRET), [SECRET, OLD_SECRET])
 
 
 def test_github_delivery_signed_with_an_empty_key_never_verifies() -> None:
@@ -170,10 +152,6 @@ def test_github_ping_is_answered_pong() -> None:
     answer = PROVIDER.handshake(_webhook(_body("ping"), event="ping"))
     assert isinstance(answer, JSONResponse)
     assert json.loads(bytes(answer.body)) == {"status": "pong"}
-
-
-def test_github_issue_event_is_not_a_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(_body("issues.opened"))) is None
 
 
 def test_opened_github_issue_maps_to_its_whole_snapshot() -> None:

@@ -54,28 +54,11 @@ def _only(event_type: str, payload: dict[str, Any]) -> TrackerIssueSnapshot:
     return found[0]
 
 
-def test_linear_delivery_signed_with_the_secret_verifies() -> None:
-    _verify(_webhook((FIXTURES / "zulip.issue_update.json").read_bytes()))
-
-
-def test_linear_delivery_signed_with_the_previous_secret_verifies_during_rotation() -> None:
-    body = (FIXTURES / "zulip.issue_update.json").read_bytes()
-    _verify(_webhook(body, _signature("lin_wh_previous", body)), "lin_wh_new", "lin_wh_previous")
-
-
 def test_tampered_linear_body_is_rejected() -> None:
     body = (FIXTURES / "zulip.issue_update.json").read_bytes()
     tampered = body.replace(b'"priority": 1', b'"priority": 4')
     with pytest.raises(SignatureError, match="does not match"):
         _verify(_webhook(tampered, _signature(SECRET, body)))
-
-
-def test_linear_delivery_signed_with_another_secret_is_rejected() -> None:
-    body = (FIXTURES / "zulip.issue_update.json").read_bytes()
-    with pytest.raises(SignatureError) as caught:
-        _verify(_webhook(body, _signature("lin_wh_someone_else", body)))
-    assert SECRET not in str(caught.value)
-    assert _signature(SECRET, body) not in str(caught.value)
 
 
 def test_linear_delivery_without_signature_is_rejected() -> None:
@@ -116,16 +99,6 @@ def test_linear_delivery_is_identified_by_its_delivery_header_and_type_action() 
 def test_linear_delivery_without_delivery_header_is_keyed_by_its_body() -> None:
     webhook = _webhook((FIXTURES / "korosuke613.updateIssueEstimated.json").read_bytes())
     assert PROVIDER.identify(webhook) == Identity(body_hash(webhook), "Issue.update")
-
-
-@pytest.mark.parametrize("body", [b"not json", b'["Issue"]', b'{"type": "Issue"}'])
-def test_linear_body_without_type_and_action_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedWebhookError):
-        PROVIDER.identify(_webhook(body))
-
-
-def test_linear_sends_no_handshake() -> None:
-    assert PROVIDER.handshake(_webhook(b"{}")) is None
 
 
 def test_updated_linear_issue_is_a_complete_snapshot_of_its_data() -> None:
