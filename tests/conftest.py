@@ -23,6 +23,7 @@ import nats
 import pytest
 
 from prodops.runtime.settings import Settings
+from support import auth
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
 
@@ -151,3 +152,9 @@ async def delete_stream(settings: Settings) -> None:
 def workspace() -> str:
     """A workspace of this test's own."""
     return f"ws-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def headers(settings: Settings, workspace: str) -> dict[str, str]:
+    """An Authorization header for the test's workspace, with every scope."""
+    return auth(settings, workspace)

@@ -110,10 +110,9 @@ async def test_deliveries_stored_by_an_http_only_process_are_mapped_and_relayed_
 
 
 async def test_an_http_only_insights_consumes_nothing_but_replays_a_dead_letter(
-    settings: Settings, workspace: str
+    settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
     app = create_app("insights", settings.model_copy(update={"background": False}))
-    headers = auth(settings, workspace)
     event = make_event(item_upserted(1, "Replayed"), service="roadmap", workspace=workspace)
     async with running(app) as client:
         assert _tasks(app) == set()

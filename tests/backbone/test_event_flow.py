@@ -36,10 +36,9 @@ async def insights(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asy
 
 
 async def test_feedback_posted_over_http_is_counted_by_insights(
-    settings: Settings, workspace: str, insights: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings, insights: tuple[FastAPI, httpx.AsyncClient], headers: dict[str, str]
 ) -> None:
     _, insights_client = insights
-    headers = auth(settings, workspace)
     async with running(create_app("feedback", settings)) as feedback:
         created = await feedback.post(
             "/v1/feedback", headers=headers, json={"title": "Export to CSV", "tags": ["Export"]}
@@ -96,7 +95,10 @@ async def _write_feedback_without_relay(app: FastAPI, workspace: str) -> UUID:
 
 
 async def test_the_same_event_published_twice_is_applied_once(
-    settings: Settings, workspace: str, insights: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings,
+    workspace: str,
+    insights: tuple[FastAPI, httpx.AsyncClient],
+    headers: dict[str, str],
 ) -> None:
     app, client = insights
     applied = count_applications(projections(app))
@@ -104,7 +106,6 @@ async def test_the_same_event_published_twice_is_applied_once(
     # Two message ids: the broker cannot deduplicate, so only the inbox stands between.
     await publish(settings, event, msg_id="first")
     await publish(settings, event, msg_id="second")
-    headers = auth(settings, workspace)
     await eventually(lambda: summary(client, headers), lambda c: c["items"] == 1)
     await eventually(lambda: _delivered(projections(app)), lambda n: n >= 2)
     assert applied[event.id] == 1

@@ -13,14 +13,13 @@ from prodops.messaging.inbox import purge_inbox
 from prodops.messaging.outbox import OutboxRelay
 from prodops.runtime.db import create_pool, workspace_transaction
 from prodops.runtime.settings import Settings
-from support import auth, create_app, eventually, running, stream_messages, summary
+from support import create_app, eventually, running, stream_messages, summary
 
 
 async def test_relay_is_woken_by_notify_long_before_its_poll_interval(
-    settings: Settings, workspace: str
+    settings: Settings, headers: dict[str, str]
 ) -> None:
     slow_poll = settings.model_copy(update={"outbox_poll_interval_seconds": 60.0})
-    headers = auth(settings, workspace)
     async with (
         running(create_app("feedback", slow_poll)) as feedback,
         running(create_app("insights", slow_poll)) as insights,

@@ -7,7 +7,6 @@ import nats
 from prodops.contract import utcnow
 from prodops.runtime.settings import Settings
 from support import (
-    auth,
     create_app,
     eventually,
     run_cli,
@@ -18,9 +17,8 @@ from support import (
 
 
 async def test_deleted_stream_is_refilled_by_outbox_republish_and_insights_converges(
-    settings: Settings, workspace: str
+    settings: Settings, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     started = utcnow()
     titles = ["Export to CSV", "Dark mode", "SSO"]
     async with running(create_app("feedback", settings)) as feedback:

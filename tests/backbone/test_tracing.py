@@ -7,13 +7,12 @@ from opentelemetry.trace import SpanKind
 
 from prodops.runtime.settings import Settings
 from prodops.runtime.telemetry import recording_spans
-from support import auth, create_app, eventually, running, summary
+from support import create_app, eventually, running, summary
 
 
 async def test_one_trace_spans_the_post_the_relay_and_the_consumer(
-    settings: Settings, workspace: str
+    settings: Settings, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     async with (
         running(create_app("feedback", settings)) as feedback,
         running(create_app("insights", settings)) as insights,

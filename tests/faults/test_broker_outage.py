@@ -9,7 +9,7 @@ import pytest
 
 from prodops.runtime.settings import Settings
 from prodops_cli.localinfra import LocalServer, free_port, start_nats
-from support import auth, create_app, eventually, running, summary
+from support import create_app, eventually, running, summary
 
 
 @pytest.fixture
@@ -22,11 +22,10 @@ def own_nats(tmp_path: Path) -> Iterator[tuple[LocalServer, Path, int]]:
 
 
 async def test_writes_during_a_broker_outage_are_delivered_after_it_returns(
-    settings: Settings, workspace: str, own_nats: tuple[LocalServer, Path, int]
+    settings: Settings, own_nats: tuple[LocalServer, Path, int], headers: dict[str, str]
 ) -> None:
     server, data_dir, port = own_nats
     settings = settings.model_copy(update={"nats_url": server.url})
-    headers = auth(settings, workspace)
     async with (
         running(create_app("feedback", settings)) as feedback,
         running(create_app("insights", settings)) as insights,

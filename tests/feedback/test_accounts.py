@@ -137,9 +137,8 @@ async def test_bulk_upsert_naming_one_account_twice_is_refused_whole(
 
 
 async def test_accounts_are_listed_by_external_id_page_by_page_and_filtered(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     plans = {"e": ("smb", "free"), "a": ("enterprise", "pro"), "d": ("enterprise", "free")}
     plans |= {"c": ("smb", "pro"), "b": ("enterprise", "pro")}
     accounts = [{"external_id": k, "segment": s, "plan": p} for k, (s, p) in plans.items()]
@@ -165,9 +164,8 @@ async def test_accounts_are_listed_by_external_id_page_by_page_and_filtered(
 
 
 async def test_an_account_is_read_by_its_external_id_even_with_a_slash_and_a_missing_one_is_404(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     await client.put("/v1/accounts/sf:001%2FX", headers=headers, json=ACME)
     found = await client.get("/v1/accounts/sf:001%2FX", headers=headers)
     missing = await client.get("/v1/accounts/nobody", headers=headers)
@@ -187,9 +185,8 @@ async def test_an_account_is_read_by_its_external_id_even_with_a_slash_and_a_mis
     ids=["negative-arr", "arr-not-a-number", "unknown-field", "name-too-long"],
 )
 async def test_an_invalid_account_is_a_422_problem_and_nothing_is_stored(
-    client: httpx.AsyncClient, settings: Settings, workspace: str, body: dict[str, object]
+    client: httpx.AsyncClient, body: dict[str, object], headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     answer = await client.put("/v1/accounts/acme-1", headers=headers, json=body)
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
@@ -197,9 +194,8 @@ async def test_an_invalid_account_is_a_422_problem_and_nothing_is_stored(
 
 
 async def test_an_external_id_over_200_characters_is_refused(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     answer = await client.put(f"/v1/accounts/{'x' * 201}", headers=headers, json=ACME)
     assert answer.status_code == 422
     bulk = await client.post(
@@ -249,9 +245,8 @@ async def test_workspace_b_can_neither_see_nor_overwrite_workspace_a_accounts(
 
 
 async def test_upserted_accounts_reach_insights_through_the_broker(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     accounts = [{"external_id": name} for name in ("a", "b", "c")]
     await client.post("/v1/accounts/bulk", headers=headers, json={"accounts": accounts})
     async with running(create_app("insights", settings)) as insights:

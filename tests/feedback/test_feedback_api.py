@@ -12,9 +12,8 @@ from support import assert_problem, auth, create, emitted
 
 
 async def test_created_feedback_is_read_back_with_its_provenance(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     body = {
         "title": "Export to CSV",
         "body": "Weekly, please",
@@ -49,9 +48,8 @@ async def test_created_feedback_is_read_back_with_its_provenance(
 
 
 async def test_patch_changes_only_the_fields_sent_and_bumps_the_version(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await create(
         client,
         headers,
@@ -99,18 +97,16 @@ async def test_patch_changes_only_the_fields_sent_and_bumps_the_version(
     ids=["unknown field", "null title", "bad priority", "bad status"],
 )
 async def test_a_patch_outside_the_shape_is_422(
-    settings: Settings, workspace: str, client: httpx.AsyncClient, patch: dict[str, Any]
+    client: httpx.AsyncClient, patch: dict[str, Any], headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await create(client, headers)
     answer = await client.patch(f"/v1/feedback/{item['id']}", headers=headers, json=patch)
     assert_problem(answer, 422)
 
 
 async def test_deleted_feedback_is_gone_and_its_external_id_can_come_again(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await create(client, headers, external_id="t-9")
     path = f"/v1/feedback/{item['id']}"
     deleted = await client.delete(path, headers=headers)
@@ -125,9 +121,8 @@ async def test_deleted_feedback_is_gone_and_its_external_id_can_come_again(
 
 
 async def test_each_filter_narrows_the_list_and_they_combine(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     await create(client, headers, title="A", tags=["export"], account_external_id="acme")
     b = await create(client, headers, title="B", tags=["export", "ui"], account_external_id="beta")
     c = await create(client, headers, title="C", tags=["ui"], account_external_id="acme")
@@ -156,9 +151,8 @@ async def test_each_filter_narrows_the_list_and_they_combine(
 
 
 async def test_a_filtered_list_pages_newest_first_and_its_cursor_keeps_the_filter(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     for n in range(7):
         await create(client, headers, title=f"Item {n}", tags=["even" if n % 2 == 0 else "odd"])
     seen: list[str] = []

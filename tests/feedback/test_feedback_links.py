@@ -19,7 +19,6 @@ from prodops.runtime.settings import Settings
 from support import (
     apply_ticket,
     assert_problem,
-    auth,
     create_app,
     emitted,
     eventually,
@@ -76,10 +75,12 @@ async def ticket(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -
 
 
 async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings,
+    workspace: str,
+    app: tuple[FastAPI, httpx.AsyncClient],
+    headers: dict[str, str],
 ) -> None:
     _, client = app
-    headers = auth(settings, workspace)
     item = (await client.post("/v1/feedback", headers=headers, json={"title": "Wish"})).json()
     links = f"/v1/feedback/{item['id']}/links"
 
@@ -112,10 +113,12 @@ async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(
 
 
 async def test_a_ticket_tagged_with_an_unknown_item_links_once_the_item_arrives(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings,
+    workspace: str,
+    app: tuple[FastAPI, httpx.AsyncClient],
+    headers: dict[str, str],
 ) -> None:
     feedback_app, client = app
-    headers = auth(settings, workspace)
     pending = await ticket(feedback_app, workspace, uuid4(), tags=["roadmap-ck-7", "billing"])
     assert (pending.item_keys, pending.version) == ([], 1)
 
@@ -133,10 +136,12 @@ async def test_a_ticket_tagged_with_an_unknown_item_links_once_the_item_arrives(
 
 
 async def test_a_tag_naming_a_known_item_links_at_once_and_removing_it_unlinks(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings,
+    workspace: str,
+    app: tuple[FastAPI, httpx.AsyncClient],
+    headers: dict[str, str],
 ) -> None:
     feedback_app, client = app
-    headers = auth(settings, workspace)
     await item_arrives(settings, workspace, "CK-8")
     source = uuid4()
     received = await ticket(feedback_app, workspace, source, tags=["roadmap-ck-8"])
@@ -162,10 +167,12 @@ async def test_a_tag_naming_a_known_item_links_at_once_and_removing_it_unlinks(
 
 
 async def test_an_explicit_link_survives_removing_the_tag(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings,
+    workspace: str,
+    app: tuple[FastAPI, httpx.AsyncClient],
+    headers: dict[str, str],
 ) -> None:
     _, client = app
-    headers = auth(settings, workspace)
     await item_arrives(settings, workspace, "CK-9")
     item = (
         await client.post(

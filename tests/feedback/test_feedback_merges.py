@@ -7,13 +7,12 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import assert_problem, auth, create, emitted
+from support import assert_problem, create, emitted
 
 
 async def test_a_merged_duplicate_folds_into_the_survivor_and_unmerge_restores_it(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     survivor = await create(client, headers, external_id="s-1", account_external_id="acme")
     duplicate = await create(client, headers, external_id="d-1", account_external_id="beta")
 
@@ -69,9 +68,8 @@ async def test_a_merged_duplicate_folds_into_the_survivor_and_unmerge_restores_i
 
 
 async def test_impossible_merges_are_conflicts_and_unknown_targets_not_found(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     a, b, c = [await create(client, headers, title=t) for t in "abc"]
 
     async def merge(source: Any, into: str) -> httpx.Response:
@@ -96,9 +94,8 @@ async def test_impossible_merges_are_conflicts_and_unknown_targets_not_found(
 
 
 async def test_deleting_a_survivor_gives_its_duplicates_back_their_own_life(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     survivor = await create(client, headers, title="Survivor")
     duplicate = await create(client, headers, title="Duplicate")
     await client.post(

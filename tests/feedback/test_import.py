@@ -147,9 +147,8 @@ async def test_only_the_first_thousand_bad_lines_are_listed(
 
 
 async def test_a_body_that_is_not_ndjson_is_a_415_problem(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     body = ndjson(*wishes(1))
     for content_type in ("application/json", "text/plain", None):
         sent = headers | ({"Content-Type": content_type} if content_type else {})

@@ -51,9 +51,8 @@ def _problem(answer: httpx.Response, status: int) -> dict[str, Any]:
 
 
 async def test_a_nul_character_in_a_body_or_query_is_a_422_not_a_500(
-    feedback: httpx.AsyncClient, settings: Settings, workspace: str
+    feedback: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     created = await feedback.post("/v1/feedback", headers=headers, json={"title": "Wish\u0000"})
     assert "NUL" in _problem(created, 422)["detail"]
     listed = await feedback.get("/v1/feedback", headers=headers, params={"tag": "a\u0000"})

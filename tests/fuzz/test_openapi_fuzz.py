@@ -33,8 +33,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from fuzz.harness import Service, fuzz_settings
-from prodops.runtime.settings import Settings
-from support import auth
 
 # Per operation and generation mode: ~90 operations x 2 modes x 12 takes ~20 s on two cores.
 EXAMPLES = 12
@@ -162,9 +160,8 @@ async def _seed(service: Service, headers: dict[str, str]) -> dict[str, str]:
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 @pytest.mark.parametrize("service", ["feedback", "roadmap", "insights"], indirect=True)
 async def test_every_operation_answers_as_documented_and_never_with_5xx(
-    service: Service, settings: Settings, workspace: str
+    service: Service, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     known = await _seed(service, headers)
     failures = await asyncio.to_thread(_fuzz, service, headers, known)
     assert not failures, "\n\n".join(failures)

@@ -34,9 +34,8 @@ async def test_item_keys_are_sequential_per_workspace_under_its_prefix(
 
 
 async def test_created_item_is_read_by_id_or_key_and_emitted_with_keys(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     objective = await client.post("/v1/objectives", headers=headers, json={"name": "Grow"})
     launch = await client.post(
         "/v1/launches", headers=headers, json={"key": "SPRING", "name": "Spring release"}
@@ -72,9 +71,8 @@ async def test_created_item_is_read_by_id_or_key_and_emitted_with_keys(
 
 
 async def test_status_changes_are_kept_in_history_and_shipping_sets_shipped_at(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await create(client, headers)
     path = f"/v1/items/{item['key']}"
     for status in ("planned", "in_progress", "shipped"):
@@ -101,9 +99,8 @@ async def test_status_changes_are_kept_in_history_and_shipping_sets_shipped_at(
 
 
 async def test_items_are_listed_newest_first_and_filtered(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     objective = (await client.post("/v1/objectives", headers=headers, json={"name": "G"})).json()
     launch = await client.post("/v1/launches", headers=headers, json={"key": "L1", "name": "L"})
     first = await create(client, headers, status="planned", horizon="now", area="reports")
@@ -130,9 +127,8 @@ async def test_items_are_listed_newest_first_and_filtered(
 
 
 async def test_patch_refuses_unknown_fields_and_foreign_references(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await create(client, headers)
     path = f"/v1/items/{item['key']}"
     invalid: list[dict[str, Any]] = [
@@ -159,9 +155,8 @@ async def test_patch_refuses_unknown_fields_and_foreign_references(
 
 
 async def test_deleting_an_item_emits_deleted_and_orphans_its_children(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     parent = await create(client, headers)
     child = await create(client, headers, parent_id=parent["id"])
     assert (await client.delete(f"/v1/items/{parent['key']}", headers=headers)).status_code == 204

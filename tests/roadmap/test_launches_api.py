@@ -17,9 +17,8 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: A
 
 
 async def test_created_launch_is_read_by_id_or_key_listed_and_emitted(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     checklist = [
         {"title": "Docs page", "category": "docs", "owner": "ann", "due_date": "2026-03-01"}
     ]
@@ -46,9 +45,8 @@ async def test_created_launch_is_read_by_id_or_key_listed_and_emitted(
 
 
 async def test_checklist_template_seeds_new_launches_only(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     before = await create(client, headers, key="OLD")
     template = {
         "entries": [
@@ -74,9 +72,8 @@ async def test_checklist_template_seeds_new_launches_only(
 
 
 async def test_checklist_is_replaced_whole_and_entries_ticked_one_by_one(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     launch = await create(client, headers, checklist=[{"title": "QA pass", "category": "qa"}])
     [kept] = launch["checklist"]
     path = "/v1/launches/SPRING/checklist"
@@ -103,9 +100,8 @@ async def test_checklist_is_replaced_whole_and_entries_ticked_one_by_one(
 
 
 async def test_launch_carries_its_item_keys_and_deleting_it_unlinks_them(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     launch = await create(client, headers)
     for title in ("A", "B"):
         answer = await client.post(

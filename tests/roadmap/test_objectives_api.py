@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import auth, emitted, posted
+from support import emitted, posted
 
 
 async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> Any:
@@ -15,9 +15,8 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **fields: A
 
 
 async def test_created_objective_is_read_back_listed_and_emitted(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     parent = await create(client, headers, name="Company", weight=5)
     body = {
         "name": "Self-serve revenue",
@@ -51,9 +50,8 @@ async def test_created_objective_is_read_back_listed_and_emitted(
 
 
 async def test_patch_changes_only_the_fields_sent_and_bumps_the_version(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     objective = await create(client, headers, description="Keep", weight=2)
     path = f"/v1/objectives/{objective['id']}"
     patched = await client.patch(path, headers=headers, json={"status": "achieved"})
@@ -74,9 +72,8 @@ async def test_patch_changes_only_the_fields_sent_and_bumps_the_version(
 
 
 async def test_deleting_an_objective_unlinks_its_items_and_orphans_its_children(
-    settings: Settings, workspace: str, client: httpx.AsyncClient
+    settings: Settings, workspace: str, client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     objective = await create(client, headers)
     child = await create(client, headers, name="Child", parent_id=objective["id"])
     item = await client.post(

@@ -105,9 +105,8 @@ def entry_of(one: dict[str, Any]) -> str | None:
 
 @RESOURCES
 async def test_unknown_resource_is_a_404_problem(
-    settings: Settings, workspace: str, client: httpx.AsyncClient, resource: Resource
+    client: httpx.AsyncClient, resource: Resource, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     patch = {resource.renamed: "x"}
     for path in resource.unknown:
         calls = [*resource.reads(path), *resource.changes(path, patch)]

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from prodops.runtime.settings import Settings
-from support import auth, register_jira
+from support import register_jira
 
 ZERO = {
     "issues_total": 0,
@@ -31,9 +31,8 @@ async def _get(client: httpx.AsyncClient, headers: dict[str, str], path: str) ->
 
 
 async def test_item_rolls_up_its_three_linked_issues_with_their_estimates(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     item = await _post(client, headers, "/v1/items", title="Checkout")
     assert item["delivery"] == ZERO
     jira = await register_jira(client, settings, workspace)
@@ -55,9 +54,8 @@ async def test_item_rolls_up_its_three_linked_issues_with_their_estimates(
 
 
 async def test_launch_counts_issues_linked_to_it_and_to_its_items_once(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     launch = await _post(client, headers, "/v1/launches", key="SPRING", name="Spring")
     shipping = await _post(client, headers, "/v1/items", title="In it", launch_id=launch["id"])
     elsewhere = await _post(client, headers, "/v1/items", title="Not in it")
@@ -80,9 +78,8 @@ async def test_launch_counts_issues_linked_to_it_and_to_its_items_once(
 
 
 async def test_list_pages_show_the_roll_up_of_every_row(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     launch = await _post(client, headers, "/v1/launches", key="FALL", name="Fall")
     await _post(client, headers, "/v1/launches", key="IDLE", name="Nothing linked")
     first = await _post(client, headers, "/v1/items", title="One", launch_id=launch["id"])
@@ -104,9 +101,8 @@ async def test_list_pages_show_the_roll_up_of_every_row(
 
 
 async def test_item_and_launch_created_after_issues_named_them_answer_with_their_roll_up(
-    client: httpx.AsyncClient, settings: Settings, workspace: str
+    client: httpx.AsyncClient, settings: Settings, workspace: str, headers: dict[str, str]
 ) -> None:
-    headers = auth(settings, workspace)
     jira = await register_jira(client, settings, workspace)
     await jira.issue("OPS-1", labels=("roadmap:ITEM-1",), versions=("SUMMER",), points=5)
 
