@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import nats
+from nats.js import JetStreamContext
 
 from bench.stack import WORKSPACE, Stack
 
 INSIGHTS_CONSUMER = "insights-projections"
+
+
+@asynccontextmanager
+async def jetstream(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on a connection of its own, closed on the way out."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
 
 
 async def register_github(stack: Stack) -> tuple[str, str]:
@@ -83,11 +96,8 @@ async def backlog(stack: Stack) -> int:
             )
     finally:
         await conn.close()
-    nc = await nats.connect(stack.settings.nats_url)
-    try:
-        info = await nc.jetstream().consumer_info(stack.settings.stream_name, INSIGHTS_CONSUMER)
-    finally:
-        await nc.close()
+    async with jetstream(stack.settings.nats_url) as js:
+        info = await js.consumer_info(stack.settings.stream_name, INSIGHTS_CONSUMER)
     return int(unsent + (info.num_pending or 0) + (info.num_ack_pending or 0))
 
 

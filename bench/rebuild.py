@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import nats
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
 from bench import synthetic
+from bench.fixtures import jetstream
 from bench.results import Figure, Report
 from bench.stack import Stack, create_database, settings_for
 from insights.rebuild import rebuild
@@ -42,9 +44,7 @@ class RebuildOptions:
 
 async def fill(settings: Settings, count: int) -> int:
     """Create the stream and publish `count` events to it; returns its last sequence."""
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
+    async with jetstream(settings.nats_url) as js:
         await js.add_stream(stream_config(settings))
         events = synthetic.stream_of("rebuild", count)
         for start in range(0, len(events), 1000):
@@ -58,36 +58,36 @@ async def fill(settings: Settings, count: int) -> int:
             ]
             await asyncio.gather(*acks)
         return int((await js.stream_info(settings.stream_name)).state.last_seq)
-    finally:
-        await nc.close()
+
+
+async def read_all(
+    js: JetStreamContext, settings: Settings, cb: Callable[[Msg], Awaitable[None]] | None = None
+) -> JetStreamContext.PushSubscription:
+    """An ordered consumer of the whole stream, from its first message."""
+    return await js.subscribe(
+        f"{settings.subject_prefix}.>",
+        stream=settings.stream_name,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+        cb=cb,
+    )
 
 
 async def raw_consume(settings: Settings, last: int) -> float:
     """Seconds an ordered consumer takes to read the whole stream, doing nothing per message."""
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
+    async with jetstream(settings.nats_url) as js:
         started = time.monotonic()
-        sub = await js.subscribe(
-            f"{settings.subject_prefix}.>",
-            stream=settings.stream_name,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-        )
+        sub = await read_all(js, settings)
         while (await sub.next_msg(timeout=30)).metadata.sequence.stream < last:
             pass
         took = time.monotonic() - started
         await sub.unsubscribe()
         return took
-    finally:
-        await nc.close()
 
 
 async def raw_consume_by_callback(settings: Settings, last: int) -> float:
     """The same read through a message callback, as the rebuild reads: the baseline."""
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
+    async with jetstream(settings.nats_url) as js:
         done = asyncio.get_running_loop().create_future()
 
         async def seen(msg: Msg) -> None:
@@ -95,19 +95,11 @@ async def raw_consume_by_callback(settings: Settings, last: int) -> float:
                 done.set_result(None)
 
         started = time.monotonic()
-        sub = await js.subscribe(
-            f"{settings.subject_prefix}.>",
-            stream=settings.stream_name,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            cb=seen,
-        )
+        sub = await read_all(js, settings, cb=seen)
         await asyncio.wait_for(done, timeout=300)
         took = time.monotonic() - started
         await sub.unsubscribe()
         return took
-    finally:
-        await nc.close()
 
 
 async def run(stack: Stack, options: RebuildOptions, mode: str) -> Report:
