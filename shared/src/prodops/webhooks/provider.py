@@ -7,6 +7,7 @@ malformed body, compares signatures and reads ids the same way.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,8 +24,10 @@ __all__ = [
     "InboundWebhook",
     "MalformedWebhookError",
     "Provider",
+    "base64_hmac",
     "body_hash",
     "headers_of",
+    "hex_hmac",
     "json_object",
     "matches_one",
     "number_of",
@@ -85,6 +88,17 @@ def json_object(body: bytes) -> dict[str, Any]:
 def headers_of(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     """ASGI request headers as text, names lower-case; of a repeated header, the last."""
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+
+
+def hex_hmac(secret: str, message: bytes, digest: str = "sha256") -> str:
+    """Hex of the HMAC of `message`, keyed by the secret's own bytes, as the trackers sign."""
+    # Not a whsec_ decoded: the vendors that sign so never decode the secret they issue.
+    return hmac.new(secret.encode(), message, digest).hexdigest()
+
+
+def base64_hmac(secret: str, message: bytes, digest: str = "sha256") -> str:
+    """Base64 of the HMAC of `message`, keyed by the secret's own bytes, as the desks sign."""
+    return base64.b64encode(hmac.new(secret.encode(), message, digest).digest()).decode()
 
 
 def matches_one(offered: str, expected: Iterable[str]) -> bool:

@@ -8,8 +8,6 @@ delivery, answer the setup handshake); `snapshot(event_type, payload)` maps one 
 
 from __future__ import annotations
 
-import base64
-import hmac
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,11 +26,6 @@ def vendor_tags(names: Iterable[object]) -> list[str]:
     return normalise_tags(
         [_TAG_SEPARATORS.sub("-", n.strip()) for n in names if isinstance(n, str) and n.strip()]
     )
-
-
-def base64_hmac(secret: str, message: bytes, digest: str = "sha256") -> str:
-    """Base64 of the HMAC of `message`, keyed by the secret's own bytes, as the desks sign."""
-    return base64.b64encode(hmac.new(secret.encode(), message, digest).digest()).decode()
 
 
 def signing_headers(webhook: InboundWebhook, vendor: str, *names: str) -> list[str]:

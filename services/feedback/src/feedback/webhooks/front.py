@@ -16,13 +16,14 @@ from typing import Any, Literal
 from fastapi.responses import PlainTextResponse, Response
 
 from feedback.domain import TicketSnapshot
-from feedback.webhooks import base64_hmac, signing_headers, vendor_tags
+from feedback.webhooks import signing_headers, vendor_tags
 from prodops.contract import Customer
 from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
     Provider,
+    base64_hmac,
     body_hash,
     json_object,
     matches_one,

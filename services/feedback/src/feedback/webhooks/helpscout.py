@@ -16,11 +16,11 @@ from typing import Any, Literal
 from fastapi.responses import JSONResponse, Response
 
 from feedback.domain import TicketSnapshot, normalise_tags
-from feedback.webhooks import base64_hmac
 from prodops.contract import Customer
 from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
+    base64_hmac,
     body_hash,
     json_object,
     matches_one,
@@ -47,7 +47,6 @@ _STAMPS = ("userUpdatedAt", "updatedAt", "userModifiedAt", "modifiedAt")
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-HelpScout-Signature` Help Scout sends for `body`."""
-    # The key is the secret's own bytes (not a whsec_ decoded): Help Scout never decodes one.
     return base64_hmac(secret, body, "sha1")
 
 

@@ -9,8 +9,6 @@ event type its `topic`; a `ping` topic is sent when the webhook is saved. The co
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import re
 from collections.abc import Mapping, Sequence
@@ -28,6 +26,7 @@ from prodops.webhooks.provider import (
     MalformedWebhookError,
     Provider,
     body_hash,
+    hex_hmac,
     json_object,
     matches_one,
     text_of,
@@ -80,9 +79,7 @@ class IntercomProvider:
             raise SignatureError("missing X-Hub-Signature header")
         if not header.startswith(_SCHEME):
             raise SignatureError("X-Hub-Signature is not sha1=")
-        expected = (
-            hmac.new(secret.encode(), webhook.body, hashlib.sha1).hexdigest() for secret in secrets
-        )
+        expected = (hex_hmac(secret, webhook.body, "sha1") for secret in secrets)
         if not matches_one(header.removeprefix(_SCHEME), expected):
             raise SignatureError("no X-Hub-Signature matches")
 

@@ -17,8 +17,6 @@ renamed milestone is not re-read; its issues pick up the new title on their next
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +28,7 @@ from prodops.webhooks.provider import (
     Identity,
     InboundWebhook,
     MalformedWebhookError,
+    hex_hmac,
     matches_one,
     signature_header,
 )
@@ -70,8 +69,7 @@ def _action(body: bytes) -> object:
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` GitHub sends for `body`."""
-    # The key is the secret as typed into GitHub (not a whsec_ decoded): GitHub never decodes one.
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hex_hmac(secret, body)
 
 
 class GitHub:

@@ -19,8 +19,6 @@ other sites' story-point fields are not guessed. The parent is `fields.parent`, 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -33,6 +31,7 @@ from prodops.webhooks.provider import (
     InboundWebhook,
     MalformedWebhookError,
     body_hash,
+    hex_hmac,
     json_object,
     matches_one,
     number_of,
@@ -59,8 +58,7 @@ EPIC_LINK = "customfield_10014"
 
 def sign(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature` Jira sends for `body`."""
-    # The key is the secret's own bytes (not a whsec_ decoded): Jira never decodes one.
-    return SIGNATURE_METHOD + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return SIGNATURE_METHOD + hex_hmac(secret, body)
 
 
 class Jira:

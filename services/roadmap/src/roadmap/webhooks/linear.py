@@ -14,8 +14,6 @@ The cycle is `{id, number, name}` from `data.cycle` (newer payloads), or its id 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 from collections.abc import Sequence
@@ -30,6 +28,7 @@ from prodops.webhooks.provider import (
     InboundWebhook,
     MalformedWebhookError,
     body_hash,
+    hex_hmac,
     json_object,
     matches_one,
     number_of,
@@ -57,8 +56,7 @@ _LATEST_MS = 2**53
 
 def sign(secret: str, body: bytes) -> str:
     """The `Linear-Signature` Linear sends for `body`."""
-    # The key is the secret's own bytes (not a whsec_ decoded): Linear issues its own secrets.
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hex_hmac(secret, body)
 
 
 class Linear:
