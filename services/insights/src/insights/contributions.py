@@ -2,15 +2,18 @@
 
 Recomputing a contributor reads only its own facts (a group's members, an item and its
 objectives), and the difference from what it contributed before is added to the totals: so an
-event costs what it touches, never a rescan of the workspace's history.
+event costs what it touches, never a rescan of the workspace's history. Groups and items are
+recomputed set-wise, a fixed handful of statements per chunk of contributors, so that the end of
+a live batch and the refresh of a whole workspace (after a policy change or a rebuild) run this
+same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from insights import domain
@@ -23,6 +26,10 @@ Key = tuple[str, str, str]  # metric, target, sub
 SCOPE_METRICS = ("demand", "covered", "committed", "aligned", "evidence", "objective", "links")
 # Per scope, one row per item (sub = item id), ranked by value: what the alignment reasons name.
 REASON_METRICS = ("unaligned", "unevidenced", "unaddressed")
+# Contributors per round of statements: a live batch fits in one round, and a whole workspace's
+# rows never sit in memory (or in one statement) at once.
+CHUNK = 1000
+T = TypeVar("T")
 
 _FETCH = """
 SELECT contributor, metric, target, sub, value FROM contribution
@@ -66,15 +73,16 @@ _ARR = "SELECT external_id, arr FROM account_fact WHERE workspace = $1 AND exter
 _ITEMS_BY_KEY = """
 SELECT key, status, area, shipped_at FROM item_fact WHERE workspace = $1 AND key = ANY($2)
 """
-_ITEM = """
-SELECT key, status, effort, area, objective_ids FROM item_fact WHERE workspace = $1 AND id = $2
-"""
-_ACTIVE_OBJECTIVES = """
-SELECT id FROM objective_fact WHERE workspace = $1 AND id = ANY($2::uuid[]) AND active ORDER BY id
-"""
-_DEMAND = """
-SELECT value FROM total WHERE workspace = $1 AND metric = 'item_demand'
-AND target = $2 AND sub = '' AND contributors > 0
+# Each item with its active objectives and the demand total its feedback groups wrote.
+_ITEMS = """
+SELECT i.id, i.key, i.status, i.effort, i.area,
+       ARRAY(SELECT o.id::text FROM objective_fact AS o
+             WHERE o.workspace = $1 AND o.id = ANY(i.objective_ids) AND o.active
+             ORDER BY o.id) AS active,
+       (SELECT t.value FROM total AS t
+        WHERE t.workspace = $1 AND t.metric = 'item_demand' AND t.target = i.key AND t.sub = ''
+          AND t.contributors > 0) AS demand
+FROM item_fact AS i WHERE i.workspace = $1 AND i.id = ANY($2::uuid[])
 """
 
 
@@ -136,6 +144,11 @@ class GroupShare:
     expires_at: datetime | None
 
 
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
 async def recompute_groups(
     conn: Connection,
     ws: str,
@@ -146,10 +159,21 @@ async def recompute_groups(
     """Recompute feedback groups (each a survivor and the duplicates merged into it) together.
 
     An item whose state changes moves every group linked to it: one statement per step for all
-    of them, not a handful of round trips per group.
+    of them (per chunk), not a handful of round trips per group.
     """
-    if not group_ids:
-        return set()
+    changed: set[Key] = set()
+    for chunk in _chunks(group_ids):
+        changed |= await _recompute_group_chunk(conn, ws, chunk, policy, now)
+    return changed
+
+
+async def _recompute_group_chunk(
+    conn: Connection,
+    ws: str,
+    group_ids: Sequence[UUID],
+    policy: FeedbackWeightPolicy,
+    now: datetime,
+) -> set[Key]:
     shares = {
         f"g:{g}": share
         for g, share in (await group_shares(conn, ws, group_ids, policy, now)).items()
@@ -268,19 +292,22 @@ def _covers(item: Any, now: datetime, policy: FeedbackWeightPolicy) -> bool:
     return bool(item["status"] == "shipped" and shipped and domain.in_window(shipped, now, policy))
 
 
-async def recompute_item(conn: Connection, ws: str, item_id: UUID) -> set[Key]:
-    """Recompute one item's effort: committed, aligned, per objective, with evidence."""
-    return await replace(conn, ws, {f"i:{item_id}": await item_share(conn, ws, item_id)})
+async def recompute_items(conn: Connection, ws: str, item_ids: Sequence[UUID]) -> set[Key]:
+    """Recompute items' effort (committed, aligned, per objective, with evidence) together.
 
-
-async def item_share(conn: Connection, ws: str, item_id: UUID) -> dict[Key, float]:
-    """What one item adds to the effort totals of the workspace and of its area."""
-    item = await conn.fetchrow(_ITEM, ws, item_id)
-    if item is None:
-        return {}
-    active = [str(r["id"]) for r in await conn.fetch(_ACTIVE_OBJECTIVES, ws, item["objective_ids"])]
-    demand: float | None = await conn.fetchval(_DEMAND, ws, item["key"])
-    return effort_rows(item_id, item, active, demand)
+    Items read the demand totals that feedback groups write: recompute the groups first.
+    """
+    changed: set[Key] = set()
+    for chunk in _chunks(item_ids):
+        found = {r["id"]: r for r in await conn.fetch(_ITEMS, ws, list(chunk))}
+        shares = {
+            f"i:{i}": effort_rows(i, found[i], found[i]["active"], found[i]["demand"])
+            if i in found
+            else {}
+            for i in chunk
+        }
+        changed |= await replace(conn, ws, shares)
+    return changed
 
 
 def effort_rows(

@@ -122,9 +122,8 @@ async def refresh(
     if item_keys:
         rows = await conn.fetch(fsql.ITEM_IDS_OF_KEYS, ws, sorted(item_keys))
         touch.items.update(r["id"] for r in rows)
-    for item in sorted(touch.items):
-        changed = await contributions.recompute_item(conn, ws, item)
-        touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS + REASON_METRICS)
+    changed = await contributions.recompute_items(conn, ws, sorted(touch.items))
+    touch.scopes.update(t for m, t, _ in changed if m in SCOPE_METRICS + REASON_METRICS)
     scopes = set(touch.scopes)
     if touch.all_scopes:
         scopes.update(r["target"] for r in await conn.fetch(ssql.ALL_SCOPES, ws))
