@@ -4,8 +4,8 @@ Both read the same stream in the same run: a stream of its own filled with synth
 (`bench.synthetic.stream_of`), rebuilt into a database of its own. Raw: an ordered consumer with
 nats-py that does nothing per message, read by a callback (the fastest read nats-py offers, and
 the one the rebuild uses; the slower next_msg() read is reported beside it). Rebuild:
-`insights.rebuild.rebuild(settings)`, the function the CLI command runs, timed in-process (the
-interpreter's start-up is left out of both).
+`insights.projection.rebuild.rebuild(settings)`, the function the CLI command runs, timed
+in-process (the interpreter's start-up is left out of both).
 
 Beside it, the rebuild's rate by its own CPU: the rebuild runs on one thread, so it cannot end
 before that thread's work is done, whatever PostgreSQL does meanwhile on its own core. That
@@ -28,7 +28,7 @@ from bench import synthetic
 from bench.fixtures import jetstream
 from bench.results import Figure, Report
 from bench.stack import Stack, create_database, settings_for
-from insights.rebuild import rebuild
+from insights.projection.rebuild import rebuild
 from prodops.messaging.broker import stream_config
 from prodops.runtime.settings import Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from insights.policies import FeedbackWeightPolicy, PriorityFactors
+from insights.rules.policies import FeedbackWeightPolicy, PriorityFactors
 from prodops.contract import Event, FeedbackDeleted, ItemDeleted, ObjectiveDeleted, new_id
 from signal_events import Builder, days_ago
 

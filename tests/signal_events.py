@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from insights.readiness import LinkedIssue
+from insights.rules.readiness import LinkedIssue
 from prodops.contract import (
     AccountUpserted,
     ChecklistEntry,

@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 from nats.aio.msg import Msg
 
-from insights import engine, launch_signals, signals
+from insights import engine
+from insights.signals import alignment as signals
+from insights.signals import launches as launch_signals
 from prodops.contract import Event, TrackerIssueDeleted, TrackerIssueUpserted
 from prodops.messaging import inbox
 from prodops.messaging.consumer import EventConsumer, _Message

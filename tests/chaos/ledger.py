@@ -23,7 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 
 from insights.engine import CONSUMER
-from insights.facts import AGGREGATES
+from insights.projection.facts import AGGREGATES
 
 BALANCE_SECONDS = 60.0
 

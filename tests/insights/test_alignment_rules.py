@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from insights.domain import (
+from insights.rules.domain import (
     Alignment,
     AlignmentTotals,
     account_factor,
@@ -22,7 +22,7 @@ from insights.domain import (
     idle_objectives,
     in_window,
 )
-from insights.policies import FeedbackWeightPolicy
+from insights.rules.policies import FeedbackWeightPolicy
 
 NOW = datetime(2025, 6, 2, 12, tzinfo=UTC)
 POLICY = FeedbackWeightPolicy()

@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 
 from contribution_histories import EVERY_RULE, POLICIES, History, events_of, histories
-from insights import contributions, engine
-from insights.domain import EPOCH
+from insights import engine
 from insights.engine import CONSUMER
-from insights.policies import FeedbackWeightPolicy
+from insights.projection import contributions
+from insights.rules.domain import EPOCH
+from insights.rules.policies import FeedbackWeightPolicy
 from prodops.contract import utcnow
 from prodops.runtime.db import Connection
 from prodops.runtime.settings import Settings

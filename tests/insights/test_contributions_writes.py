@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from insights import contributions, engine
+from insights import engine
 from insights.engine import CONSUMER
-from insights.facts import Touch
-from insights.policies import FeedbackWeightPolicy
+from insights.projection import contributions
+from insights.projection.facts import Touch
+from insights.rules.policies import FeedbackWeightPolicy
 from prodops.contract import Event, utcnow
 from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from insights import launch_signals, readiness
-from insights.launch_signals import launch_facts
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from insights.projection import apply_events
-from insights.readiness import PRIORITIES, LinkedIssue, summarize
-from insights.signals import Context
+from insights.rules import readiness
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.rules.readiness import PRIORITIES, LinkedIssue, summarize
+from insights.signals import launches as launch_signals
+from insights.signals.alignment import Context
+from insights.signals.launches import launch_facts
 from prodops.contract import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
 from prodops.runtime.db import Connection, Pool, create_pool
 from prodops.runtime.settings import Settings

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from insights import launch_signals, readiness
-from insights.launch_signals import launch_facts, refresh_launches
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
 from insights.projection import apply_events
-from insights.readiness import PRIORITIES, summarize
-from insights.signals import Context
+from insights.rules import readiness
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.rules.readiness import PRIORITIES, summarize
+from insights.signals import launches as launch_signals
+from insights.signals.alignment import Context
+from insights.signals.launches import launch_facts, refresh_launches
 from prodops.contract import Event, utcnow
 from prodops.runtime.db import Pool, create_pool
 from prodops.runtime.settings import Settings

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from insights.outbound import OutboundDispatcher, enqueue
+from insights.outbound.dispatcher import OutboundDispatcher, enqueue
 from prodops.contract import (
     AlignmentChanged,
     Change,

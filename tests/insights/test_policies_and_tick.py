@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from insights.tick import tick
+from insights.signals.tick import tick
 from prodops.contract import utcnow
 from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago

@@ -25,7 +25,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from insights.projection import apply_events
-from insights.rebuild import rebuild
+from insights.projection.rebuild import rebuild
 from prodops.contract import (
     AccountUpserted,
     ChecklistEntry,

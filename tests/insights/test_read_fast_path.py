@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from insights import api_sql
-from insights.signals_api import LAUNCH_ROUTE
+from insights.api import sql as api_sql
+from insights.api.signals import LAUNCH_ROUTE
 from prodops.http.auth import mint_token
 from prodops.http.read_fast_path import ReadFastPath
 from prodops.runtime.app import YOUNG_COLLECTION_THRESHOLD

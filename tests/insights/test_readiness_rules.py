@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
-from insights.domain import (
+from insights.rules.domain import (
     ChecklistEntry,
     LaunchFacts,
     LinkedIssue,
@@ -19,7 +19,7 @@ from insights.domain import (
     launch_readiness,
     readiness_changed,
 )
-from insights.policies import ReadinessPolicy
+from insights.rules.policies import ReadinessPolicy
 from prodops.contract import TrackerPriority
 
 NOW = datetime(2025, 6, 2, 12, tzinfo=UTC)

@@ -10,9 +10,9 @@ import nats
 import pytest
 from fastapi import FastAPI
 
-from insights import rebuild as rebuild_module
 from insights.engine import CONSUMER
-from insights.rebuild import rebuild
+from insights.projection import rebuild as rebuild_module
+from insights.projection.rebuild import rebuild
 from prodops.contract import (
     Event,
     FeedbackDeleted,

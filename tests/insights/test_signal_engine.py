@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from insights import engine, launch_signals, signals
-from insights.facts import Touch
+from insights import engine
+from insights.projection.facts import Touch
+from insights.signals import alignment as signals
+from insights.signals import launches as launch_signals
 from prodops.contract import utcnow
 from prodops.runtime.db import Connection
 from prodops.runtime.settings import Settings

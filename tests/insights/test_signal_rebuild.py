@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from insights.rebuild import rebuild
+from insights.projection.rebuild import rebuild
 from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import auth, create_app, eventually, publish, run_cli, running

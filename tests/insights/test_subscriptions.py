@@ -10,8 +10,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from insights.outbound import EVENT_TYPES
-from insights.outbound_http import UnsafeURLError, check_url, retry_delay
+from insights.outbound.dispatcher import EVENT_TYPES
+from insights.outbound.http import UnsafeURLError, check_url, retry_delay
 from prodops.contract import AlignmentChanged, LaunchReadinessChanged
 from prodops.runtime.settings import Settings
 from prodops.webhooks.standard import SignatureError

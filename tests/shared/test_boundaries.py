@@ -51,7 +51,7 @@ def test_the_library_imports_no_service_and_not_the_command_line() -> None:
 def test_the_walk_sees_every_form_of_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
-        "import insights.rebuild\n"
+        "import insights.projection.rebuild\n"
         "from roadmap import tracker\n"
         "import importlib\n"
         "importlib.import_module('feedback.bootstrap')\n"

@@ -200,7 +200,7 @@ async def _republish(settings: Settings, since: datetime, services: list[str]) -
 @insights_app.command("rebuild")
 def insights_rebuild() -> None:
     """Replay the whole stream into empty insights projections and signals."""
-    from insights.rebuild import rebuild
+    from insights.projection.rebuild import rebuild
 
     report = asyncio.run(rebuild(_settings()))
     typer.echo(

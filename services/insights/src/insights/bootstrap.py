@@ -7,10 +7,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from insights import api, policies_api, signals_api, subscriptions
+from insights.api import policies as policies_api
+from insights.api import signals as signals_api
+from insights.api import subscriptions
+from insights.api import summary as api
 from insights.engine import CONSUMER, SignalEngine
-from insights.outbound import OutboundDispatcher
-from insights.tick import tick_forever
+from insights.outbound.dispatcher import OutboundDispatcher
+from insights.signals.tick import tick_forever
 from prodops.contract import AlignmentChanged, LaunchReadinessChanged
 from prodops.messaging.consumer import EventConsumer
 from prodops.runtime.app import ServiceSpec, create_service_app

@@ -18,14 +18,14 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from insights import contributions, signals
-from insights import facts_sql as fsql
-from insights import signals_sql as ssql
-from insights.contributions import REASON_METRICS, SCOPE_METRICS
-from insights.facts import AGGREGATES, Touch
-from insights.launch_signals import refresh_launches
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from insights.projection import apply_events
+from insights.projection import apply_events, contributions
+from insights.projection import facts_sql as fsql
+from insights.projection.contributions import REASON_METRICS, SCOPE_METRICS
+from insights.projection.facts import AGGREGATES, Touch
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.signals import alignment as signals
+from insights.signals import sql as ssql
+from insights.signals.launches import refresh_launches
 from prodops.contract import Event, utcnow
 from prodops.messaging.handlers import BulkHandler, Consumed, Handler
 from prodops.runtime.db import Connection

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from insights.facts import AGGREGATES
+from insights.projection.facts import AGGREGATES
 from prodops.contract import (
     AccountUpserted,
     Deleted,

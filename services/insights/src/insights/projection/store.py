@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from insights.facts import Touch
 from insights.projection import rules
 from insights.projection import store_sql as sql
+from insights.projection.facts import Touch
 from insights.projection.rules import Facts, Key, Needs
 from insights.projection.touch import LookUps, touched
 from prodops.contract import Event

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from insights.facts import Touch
+from insights.projection.facts import Touch
 from insights.projection.rules import Applied, Row
 from prodops.contract import (
     AccountUpserted,

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 
-from insights import api_sql as sql
-from insights.domain import decay_to
+from insights.api import sql
 from insights.engine import load_policies
+from insights.rules.domain import decay_to
 from prodops.contract import Reason, utcnow
 from prodops.http.auth import InsightsRead, Principal
 from prodops.http.pagination import (

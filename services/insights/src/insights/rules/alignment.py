@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from insights.scores import NOISE, percent, ratio, unit
+from insights.rules.scores import NOISE, percent, ratio, unit
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from insights.alignment import Alignment, AlignmentTotals, alignment, idle_objectives
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
-from insights.readiness import (
+from insights.rules.alignment import Alignment, AlignmentTotals, alignment, idle_objectives
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.rules.readiness import (
     ChecklistEntry,
     LaunchFacts,
     LinkedIssue,
@@ -17,8 +17,8 @@ from insights.readiness import (
     is_blocker,
     status,
 )
-from insights.readiness_reasons import details, reasons
-from insights.scores import band, percent, ratio
+from insights.rules.readiness_reasons import details, reasons
+from insights.rules.scores import band, percent, ratio
 
 __all__ = [
     "EPOCH",

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
-from insights.policies import ReadinessPolicy
+from insights.rules.policies import ReadinessPolicy
 from prodops.contract import Reason, TrackerPriority
 
 # The most ids a reason names as evidence.

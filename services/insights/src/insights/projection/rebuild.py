@@ -24,10 +24,10 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from insights import engine
-from insights import rebuild_sql as sql
 from insights.engine import CONSUMER
-from insights.facts import AGGREGATES
 from insights.projection import apply_events
+from insights.projection import rebuild_sql as sql
+from insights.projection.facts import AGGREGATES
 from prodops.contract import Event, utcnow
 from prodops.messaging import inbox
 from prodops.runtime.db import Connection, create_pool

@@ -19,8 +19,8 @@ from uuid import UUID
 
 import asyncpg
 
-from insights import subscriptions_sql as sql
-from insights.outbound_http import (
+from insights.outbound import sql
+from insights.outbound.http import (
     AttemptResult,
     http_client,
     retry_delay,

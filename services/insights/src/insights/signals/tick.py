@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from insights.engine import lock_workspaces, refresh
-from insights.facts import Touch
+from insights.projection.facts import Touch
 from prodops.contract import utcnow
 from prodops.runtime.db import Connection, Pool
 from prodops.runtime.settings import Settings

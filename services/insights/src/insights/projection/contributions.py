@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from insights import domain
-from insights.facts import COMMITTED
-from insights.policies import FeedbackWeightPolicy
+from insights.projection.facts import COMMITTED
+from insights.rules import domain
+from insights.rules.policies import FeedbackWeightPolicy
 from prodops.runtime.db import Connection
 
 Key = tuple[str, str, str]  # metric, target, sub

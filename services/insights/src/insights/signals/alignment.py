@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from insights import domain, outbound
-from insights import signals_sql as sql
-from insights.contributions import SCOPE_METRICS
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.outbound import dispatcher as outbound
+from insights.projection.contributions import SCOPE_METRICS
+from insights.rules import domain
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.signals import sql
 from prodops.contract import (
     AlignmentChanged,
     Change,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from insights.policies import ReadinessPolicy
-from insights.readiness import MAX_EVIDENCE, Findings, LaunchFacts, LinkedIssue
+from insights.rules.policies import ReadinessPolicy
+from insights.rules.readiness import MAX_EVIDENCE, Findings, LaunchFacts, LinkedIssue
 from prodops.contract import Reason
 
 # Most serious first, so a client showing one reason shows the one that decided the status.

@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
-from insights import domain
-from insights import signals_sql as sql
-from insights.policies import ReadinessPolicy
-from insights.readiness import (
+from insights.rules import domain
+from insights.rules.policies import ReadinessPolicy
+from insights.rules.readiness import (
     MAX_EVIDENCE,
     PRIORITIES,
     IssueSummary,
@@ -29,7 +28,8 @@ from insights.readiness import (
     is_serious_bug,
     severity_order,
 )
-from insights.signals import Context, emit, history
+from insights.signals import sql
+from insights.signals.alignment import Context, emit, history
 from prodops.contract import Change, LaunchReadinessChanged
 from prodops.runtime.db import Connection
 

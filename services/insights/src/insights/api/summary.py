@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from insights import facts_sql
+from insights.projection import facts_sql
 from prodops.http.auth import InsightsRead
 from prodops.http.problems import PROBLEM_RESPONSES
 from prodops.runtime.db import request_transaction

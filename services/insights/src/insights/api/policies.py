@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from insights.engine import lock_workspaces, refresh_all
-from insights.policies import FeedbackWeightPolicy, ReadinessPolicy
+from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
 from prodops.contract import utcnow
 from prodops.http.auth import Admin, InsightsRead
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, documented_problem

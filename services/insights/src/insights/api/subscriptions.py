@@ -15,9 +15,9 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from insights import subscriptions_sql as sql
-from insights.outbound import PING_TYPE, EventType, record_attempt
-from insights.outbound_http import (
+from insights.outbound import sql
+from insights.outbound.dispatcher import PING_TYPE, EventType, record_attempt
+from insights.outbound.http import (
     AttemptResult,
     UnsafeURLError,
     check_url,

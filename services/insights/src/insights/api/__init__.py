@@ -1,0 +1,1 @@
+"""The insights HTTP API: signals, demand, policies, subscriptions and the summary."""

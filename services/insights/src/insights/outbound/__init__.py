@@ -1,0 +1,1 @@
+"""Outbound webhooks: dispatches queued with their signals, signed, sent and retried."""
