@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ from prodops_cli.settings_doc import REGENERATE, render
 
 README = (ROOT / "README.md").read_text()
 DOCS = ROOT / "docs"
-# Written by others: the lead's architecture page and the event catalogue.
-MAPPED_ELSEWHERE = ("architecture.md", "events.md")
+ARCHITECTURE = (DOCS / "architecture.md").read_text()
 
 
 def test_docs_settings_md_is_what_the_settings_model_generates() -> None:
@@ -59,7 +59,7 @@ def test_readme_is_at_most_250_lines() -> None:
 
 
 def test_readme_maps_every_document_of_docs() -> None:
-    documents = {p.name for p in DOCS.glob("*.md")} | set(MAPPED_ELSEWHERE)
+    documents = {p.name for p in DOCS.glob("*.md")}
     unmapped = sorted(name for name in documents if f"](docs/{name})" not in README)
     assert unmapped == []
 
@@ -80,3 +80,35 @@ def test_docs_performance_md_shows_the_latest_benchmark_table() -> None:
     latest = (ROOT / "bench" / "results" / "latest.md").read_text().strip()
     performance = (DOCS / "performance.md").read_text()
     assert latest in performance, "copy bench/results/latest.md into docs/performance.md"
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_architecture_follows_a_github_delivery_through_at_most_eight_modules() -> None:
+    path = re.findall(
+        r"^\d+\. \*\*`([^`]+)`\*\*",
+        _section(ARCHITECTURE, "One GitHub delivery, to a launch signal"),
+        re.M,
+    )
+    assert 1 <= len(path) <= 8
+    assert path[0].endswith("webhooks/github.py")
+    assert path[-1].endswith("signals/launches.py")
+    missing = [module for module in path if not (ROOT / module).is_file()]
+    assert missing == []
+
+
+def test_architecture_module_map_names_only_modules_that_exist() -> None:
+    rows = [
+        line for line in _section(ARCHITECTURE, "Module map").splitlines() if line.startswith("| `")
+    ]
+    missing = []
+    for row in rows:
+        package, holds = row.split("|")[1:3]
+        folder = ROOT / package.strip().strip("`")
+        assert folder.is_dir(), folder
+        for name in re.findall(r"`([a-z_]+\.py)`", holds):
+            if not (folder / name).is_file():
+                missing.append(f"{folder.relative_to(ROOT)}/{name}")
+    assert missing == []
