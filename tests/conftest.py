@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import hypothesis
 import nats
 import pytest
 
@@ -26,6 +27,12 @@ from prodops.runtime.settings import Settings
 from support import auth
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+
+# CI runs the property tests on a fixed seed, so that a red run can be run again as it was; a
+# developer's runs draw new examples each time and explore further.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
