@@ -25,10 +25,10 @@ from prodops_cli.localinfra import LocalServer, free_port, start_nats, start_pos
 # The processes the stack runs. Each service as one process, and roadmap also as one process
 # serving HTTP only (`--no-background`: verify, store, answer), which the ingest benchmark loads.
 COMMANDS = {
-    "feedback": ["prodops", "serve", "feedback"],
-    "roadmap": ["prodops", "serve", "roadmap"],
-    "insights": ["prodops", "serve", "insights"],
-    "roadmap-http": ["prodops", "serve", "roadmap", "--no-background"],
+    "feedback": ["prodops_cli", "serve", "feedback"],
+    "roadmap": ["prodops_cli", "serve", "roadmap"],
+    "insights": ["prodops_cli", "serve", "insights"],
+    "roadmap-http": ["prodops_cli", "serve", "roadmap", "--no-background"],
 }
 JWT_SECRET = "bench-secret-" + "b" * 40
 WORKSPACE = "bench"
