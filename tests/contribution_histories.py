@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from insights.rules.policies import FeedbackWeightPolicy, PriorityFactors
-from prodops.contract import Event, FeedbackDeleted, ItemDeleted, ObjectiveDeleted, new_id
+from prodops.contract import Event, new_id
 from signal_events import Builder, days_ago
 
 # Few names, so that feedback, items, objectives and accounts meet often.
@@ -154,7 +154,7 @@ def events_of(history: History, ws: str) -> list[Event]:
 
 def _event(b: Builder, kind: str, name: str, state: dict[str, Any] | None) -> Event:
     if state is None:
-        return _deleted(b, kind, name)
+        return b.deleted(kind, name)
     if kind == "account":
         return b.account(name, state["arr"])
     if kind == "objective":
@@ -180,14 +180,3 @@ def _event(b: Builder, kind: str, name: str, state: dict[str, Any] | None) -> Ev
         status=state["status"],
         merged_into=state["merged_into"] if state["merged_into"] != name else None,
     )
-
-
-def _deleted(b: Builder, kind: str, name: str) -> Event:
-    key = f"{kind}:{name}"
-    b.versions[key] = version = b.versions.get(key, 0) + 1
-    ident = b.ids[key]
-    if kind == "item":
-        return b.event(ItemDeleted(id=ident, key=name, version=version))
-    if kind == "objective":
-        return b.event(ObjectiveDeleted(id=ident, version=version))
-    return b.event(FeedbackDeleted(id=ident, version=version))

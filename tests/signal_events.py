@@ -10,6 +10,7 @@ from uuid import UUID
 
 from insights.rules.readiness import LinkedIssue
 from prodops.contract import (
+    CATALOGUE,
     AccountUpserted,
     ChecklistEntry,
     Event,
@@ -144,6 +145,13 @@ class Builder:
         return self.event(
             AccountUpserted(external_id=external_id, arr=arr, version=version, updated_at=utcnow())
         )
+
+    def deleted(self, kind: str, key: str) -> Event:
+        """The delete of an aggregate this builder made (`kind` as in its names), versioned on."""
+        ident, version = self._next(f"{kind}:{key}")
+        data = CATALOGUE[f"prodops.{'tracker_issue' if kind == 'issue' else kind}.deleted.v1"]
+        keyed = {"key": key} if kind in ("item", "launch") else {}
+        return self.event(data.model_validate({"id": ident, "version": version, **keyed}))
 
     def id_of(self, name: str) -> str:
         """The id of an aggregate this builder made, as evidence lists carry it."""

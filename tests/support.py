@@ -55,11 +55,21 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+Running = tuple[FastAPI, httpx.AsyncClient]  # an app with its lifespan running, and its client
+
+
+@asynccontextmanager
+async def started(service: str, settings: Settings) -> AsyncIterator[Running]:
+    """A service's app running with its lifespan, and a client of it."""
+    app = create_app(service, settings)
+    async with running(app) as client:
+        yield app, client
+
+
 @asynccontextmanager
 async def serving(service: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A service running with its lifespan, stopped once its relay published the writes."""
-    app = create_app(service, settings)
-    async with running(app) as client:
+    async with started(service, settings) as (app, client):
         yield client
         await quiesce(app)
 
@@ -107,6 +117,12 @@ async def stream_messages(settings: Settings, aggregate: str = "feedback") -> in
         return sum((info.state.subjects or {}).values())
     finally:
         await nc.close()
+
+
+async def signal_of(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
+    """A signal's JSON body, None while there is none yet (404)."""
+    answer = await client.get(path, headers=headers)
+    return answer.json() if answer.status_code == 200 else None
 
 
 def json_of(response: httpx.Response) -> Any:
@@ -173,18 +189,31 @@ async def quiesce(app: FastAPI) -> None:
     await asyncio.sleep(0.05)
 
 
+async def query(settings: Settings, statement: str, *args: Any) -> list[asyncpg.Record]:
+    """The rows of one statement, run as the tests' superuser on a connection of its own."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(statement, *args)
+    finally:
+        await conn.close()
+    return rows
+
+
+async def query_value(settings: Settings, statement: str, *args: Any) -> Any:
+    """The first value of one statement's first row (None when it has no row)."""
+    rows = await query(settings, statement, *args)
+    return rows[0][0] if rows else None
+
+
 async def emitted(
     settings: Settings, workspace: str, schema: str = "feedback"
 ) -> list[tuple[str, dict[str, Any]]]:
     """(type without `prodops.` and `.v1`, data) of every event the workspace's writes emitted."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            f"SELECT payload FROM {schema}.outbox WHERE workspace = $1 ORDER BY position",  # noqa: S608 - schema is the test's constant
-            workspace,
-        )
-    finally:
-        await conn.close()
+    rows = await query(
+        settings,
+        f"SELECT payload FROM {schema}.outbox WHERE workspace = $1 ORDER BY position",  # noqa: S608 - schema is the test's constant
+        workspace,
+    )
     events = [Event.from_bytes(r["payload"]) for r in rows]
     return [(e.type.removeprefix("prodops.").removesuffix(".v1"), e.data) for e in events]
 

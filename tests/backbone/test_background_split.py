@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -21,7 +20,17 @@ from prodops.contract import make_event
 from prodops.runtime.settings import Settings
 from prodops_cli import commands as cli
 from signing import github_delivery
-from support import auth, create_app, eventually, item_upserted, publish, running, summary
+from support import (
+    auth,
+    create_app,
+    eventually,
+    item_upserted,
+    publish,
+    query,
+    query_value,
+    running,
+    summary,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github"
 # Longer than any wait below: what the background process does in time, a NOTIFY woke it for.
@@ -33,25 +42,20 @@ def _tasks(app: FastAPI) -> set[str]:
 
 
 async def _delivery_status(settings: Settings, delivery_id: str) -> str:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        status: str = await conn.fetchval(
-            "SELECT status FROM roadmap.webhook_delivery WHERE id = $1", uuid.UUID(delivery_id)
-        )
-    finally:
-        await conn.close()
+    status: str = await query_value(
+        settings,
+        "SELECT status FROM roadmap.webhook_delivery WHERE id = $1",
+        uuid.UUID(delivery_id),
+    )
     return status
 
 
 async def _unsent(settings: Settings, workspace: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM roadmap.outbox WHERE workspace = $1 AND sent_at IS NULL",
-            workspace,
-        )
-    finally:
-        await conn.close()
+    count: int = await query_value(
+        settings,
+        "SELECT count(*) FROM roadmap.outbox WHERE workspace = $1 AND sent_at IS NULL",
+        workspace,
+    )
     return count
 
 
@@ -129,20 +133,17 @@ async def _dead_letter(
     settings: Settings, payload: bytes, workspace: str, event_id: uuid.UUID, kind: str
 ) -> uuid.UUID:
     letter = uuid.uuid4()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(
-            "INSERT INTO insights.dead_letter (id, consumer, event_id, workspace, type, subject,"
-            " payload, error, deliveries) VALUES ($1, $2, $3, $4, $5, 'test', $6, 'failed', 5)",
-            letter,
-            CONSUMER,
-            event_id,
-            workspace,
-            kind,
-            payload,
-        )
-    finally:
-        await conn.close()
+    await query(
+        settings,
+        "INSERT INTO insights.dead_letter (id, consumer, event_id, workspace, type, subject,"
+        " payload, error, deliveries) VALUES ($1, $2, $3, $4, $5, 'test', $6, 'failed', 5)",
+        letter,
+        CONSUMER,
+        event_id,
+        workspace,
+        kind,
+        payload,
+    )
     return letter
 
 

@@ -6,8 +6,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from uuid import UUID
 
-import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -15,6 +13,7 @@ from prodops.contract import make_event, new_id
 from prodops.messaging.consumer import EventConsumer
 from prodops.runtime.settings import Settings
 from support import (
+    Running,
     auth,
     count_applications,
     create_app,
@@ -22,21 +21,22 @@ from support import (
     item_upserted,
     projections,
     publish,
+    query,
     running,
+    started,
     stream_messages,
     summary,
 )
 
 
 @pytest.fixture
-async def insights(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app("insights", settings)
-    async with running(app) as client:
-        yield app, client
+async def insights(settings: Settings) -> AsyncIterator[Running]:
+    async with started("insights", settings) as value:
+        yield value
 
 
 async def test_feedback_posted_over_http_is_counted_by_insights(
-    settings: Settings, insights: tuple[FastAPI, httpx.AsyncClient], headers: dict[str, str]
+    settings: Settings, insights: Running, headers: dict[str, str]
 ) -> None:
     _, insights_client = insights
     async with running(create_app("feedback", settings)) as feedback:
@@ -54,7 +54,7 @@ async def test_feedback_posted_over_http_is_counted_by_insights(
 async def test_relay_killed_between_publish_and_mark_sent_is_applied_once(
     settings: Settings,
     workspace: str,
-    insights: tuple[FastAPI, httpx.AsyncClient],
+    insights: Running,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app, client = insights
@@ -97,7 +97,7 @@ async def _write_feedback_without_relay(app: FastAPI, workspace: str) -> UUID:
 async def test_the_same_event_published_twice_is_applied_once(
     settings: Settings,
     workspace: str,
-    insights: tuple[FastAPI, httpx.AsyncClient],
+    insights: Running,
     headers: dict[str, str],
 ) -> None:
     app, client = insights
@@ -116,7 +116,7 @@ async def _delivered(consumer: EventConsumer) -> int:
 
 
 async def test_an_older_version_arriving_after_a_newer_one_changes_nothing(
-    settings: Settings, workspace: str, insights: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings, workspace: str, insights: Running
 ) -> None:
     app, _ = insights
     item_id = new_id()
@@ -126,16 +126,14 @@ async def test_an_older_version_arriving_after_a_newer_one_changes_nothing(
     )
     await publish(settings, newer, older)
     await eventually(lambda: _delivered(projections(app)), lambda n: n >= 2)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT version, state->>'title' AS title FROM insights.projection "
-            "WHERE workspace = $1 AND id = $2",
-            workspace,
-            str(item_id),
-        )
-    finally:
-        await conn.close()
+    rows = await query(
+        settings,
+        "SELECT version, state->>'title' AS title FROM insights.projection "
+        "WHERE workspace = $1 AND id = $2",
+        workspace,
+        str(item_id),
+    )
+    row = rows[0] if rows else None
     assert row is not None
     assert (row["version"], row["title"]) == (2, "Renamed")
 

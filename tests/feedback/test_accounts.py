@@ -4,29 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 
 from prodops.runtime.settings import Settings
-from support import assert_problem, auth, create_app, eventually, running, summary
+from support import assert_problem, auth, create_app, eventually, query, running, summary
 
 ACME = {"name": "Acme", "arr": 120000, "segment": "enterprise", "plan": "pro"}
 
 
 async def account_events(settings: Settings, workspace: str) -> list[dict[str, Any]]:
     """The `data` of every account.upserted the workspace's writes put in the outbox."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT payload FROM feedback.outbox WHERE workspace = $1 AND type = $2"
-            " ORDER BY position",
-            workspace,
-            "prodops.account.upserted.v1",
-        )
-    finally:
-        await conn.close()
+    rows = await query(
+        settings,
+        "SELECT payload FROM feedback.outbox WHERE workspace = $1 AND type = $2 ORDER BY position",
+        workspace,
+        "prodops.account.upserted.v1",
+    )
     return [orjson.loads(row["payload"])["data"] for row in rows]
 
 

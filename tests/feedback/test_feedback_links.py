@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -17,24 +15,24 @@ from prodops.contract import Event, ItemDeleted, ItemUpserted, make_event, new_i
 from prodops.messaging.consumer import EventConsumer
 from prodops.runtime.settings import Settings
 from support import (
+    Running,
     apply_ticket,
     assert_problem,
-    create_app,
     emitted,
     eventually,
     publish,
+    query_value,
     quiesce,
-    running,
+    started,
 )
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def app(settings: Settings) -> AsyncIterator[Running]:
     """The feedback app, with its consumer of roadmap item events."""
-    value = create_app("feedback", settings)
-    async with running(value) as client:
-        yield value, client
-        await quiesce(value)
+    async with started("feedback", settings) as value:
+        yield value
+        await quiesce(value[0])
 
 
 def link_events(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, str, int]]:
@@ -57,16 +55,13 @@ async def item_arrives(settings: Settings, workspace: str, key: str, version: in
 
 
 async def projected(settings: Settings, workspace: str, key: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM feedback.item_key WHERE workspace = $1 AND key = $2",
-            workspace,
-            key,
-        )
-        return count
-    finally:
-        await conn.close()
+    count: int = await query_value(
+        settings,
+        "SELECT count(*) FROM feedback.item_key WHERE workspace = $1 AND key = $2",
+        workspace,
+        key,
+    )
+    return count
 
 
 async def ticket(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -> Any:
@@ -75,10 +70,7 @@ async def ticket(app: FastAPI, workspace: str, source_id: UUID, **fields: Any) -
 
 
 async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(
-    settings: Settings,
-    workspace: str,
-    app: tuple[FastAPI, httpx.AsyncClient],
-    headers: dict[str, str],
+    settings: Settings, workspace: str, app: Running, headers: dict[str, str]
 ) -> None:
     _, client = app
     item = (await client.post("/v1/feedback", headers=headers, json={"title": "Wish"})).json()
@@ -113,10 +105,7 @@ async def test_an_explicit_link_is_idempotent_and_unlinking_it_emits_events(
 
 
 async def test_a_ticket_tagged_with_an_unknown_item_links_once_the_item_arrives(
-    settings: Settings,
-    workspace: str,
-    app: tuple[FastAPI, httpx.AsyncClient],
-    headers: dict[str, str],
+    settings: Settings, workspace: str, app: Running, headers: dict[str, str]
 ) -> None:
     feedback_app, client = app
     pending = await ticket(feedback_app, workspace, uuid4(), tags=["roadmap-ck-7", "billing"])
@@ -136,10 +125,7 @@ async def test_a_ticket_tagged_with_an_unknown_item_links_once_the_item_arrives(
 
 
 async def test_a_tag_naming_a_known_item_links_at_once_and_removing_it_unlinks(
-    settings: Settings,
-    workspace: str,
-    app: tuple[FastAPI, httpx.AsyncClient],
-    headers: dict[str, str],
+    settings: Settings, workspace: str, app: Running, headers: dict[str, str]
 ) -> None:
     feedback_app, client = app
     await item_arrives(settings, workspace, "CK-8")
@@ -167,10 +153,7 @@ async def test_a_tag_naming_a_known_item_links_at_once_and_removing_it_unlinks(
 
 
 async def test_an_explicit_link_survives_removing_the_tag(
-    settings: Settings,
-    workspace: str,
-    app: tuple[FastAPI, httpx.AsyncClient],
-    headers: dict[str, str],
+    settings: Settings, workspace: str, app: Running, headers: dict[str, str]
 ) -> None:
     _, client = app
     await item_arrives(settings, workspace, "CK-9")
@@ -194,7 +177,7 @@ async def test_an_explicit_link_survives_removing_the_tag(
 
 
 async def test_an_item_deleted_before_the_tag_leaves_the_tag_pending(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings, workspace: str, app: Running
 ) -> None:
     feedback_app, _ = app
     item_id = await item_arrives(settings, workspace, "CK-10")
@@ -206,18 +189,16 @@ async def test_an_item_deleted_before_the_tag_leaves_the_tag_pending(
 
 
 async def deleted_items(settings: Settings, workspace: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM feedback.item_key WHERE workspace = $1 AND deleted", workspace
-        )
-        return count
-    finally:
-        await conn.close()
+    count: int = await query_value(
+        settings,
+        "SELECT count(*) FROM feedback.item_key WHERE workspace = $1 AND deleted",
+        workspace,
+    )
+    return count
 
 
 async def test_an_older_item_event_arriving_late_does_not_rename_the_projected_key(
-    settings: Settings, workspace: str, app: tuple[FastAPI, httpx.AsyncClient]
+    settings: Settings, workspace: str, app: Running
 ) -> None:
     feedback_app, _ = app
     item_id = new_id()

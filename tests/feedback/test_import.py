@@ -13,7 +13,7 @@ import pytest
 
 from feedback.imports import MAX_LINE_BYTES, LineSplitter
 from prodops.runtime.settings import Settings
-from support import auth
+from support import auth, query, query_value
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
@@ -29,27 +29,21 @@ def wishes(count: int, prefix: str = "wish") -> list[dict[str, Any]]:
 
 async def stored(settings: Settings, workspace: str) -> dict[str, asyncpg.Record]:
     """The workspace's imported items by external id."""
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        rows = await conn.fetch(
-            "SELECT * FROM feedback.feedback_item WHERE workspace = $1 AND source_key = 'import'",
-            workspace,
-        )
-    finally:
-        await conn.close()
+    rows = await query(
+        settings,
+        "SELECT * FROM feedback.feedback_item WHERE workspace = $1 AND source_key = 'import'",
+        workspace,
+    )
     return {row["external_id"]: row for row in rows}
 
 
 async def received_events(settings: Settings, workspace: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM feedback.outbox WHERE workspace = $1 AND type = $2",
-            workspace,
-            "prodops.feedback.received.v1",
-        )
-    finally:
-        await conn.close()
+    count: int = await query_value(
+        settings,
+        "SELECT count(*) FROM feedback.outbox WHERE workspace = $1 AND type = $2",
+        workspace,
+        "prodops.feedback.received.v1",
+    )
     return count
 
 
@@ -226,13 +220,10 @@ async def test_an_imported_item_tagged_for_a_roadmap_item_is_linked_like_one_pos
     )
     assert (await import_(client, auth(settings, workspace), body))["created"] == 2
     item = (await stored(settings, workspace))["t-1"]
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        links = await conn.fetch(
-            "SELECT item_key, linked_by, status FROM feedback.feedback_link WHERE feedback_id = $1",
-            item["id"],
-        )
-    finally:
-        await conn.close()
+    links = await query(
+        settings,
+        "SELECT item_key, linked_by, status FROM feedback.feedback_link WHERE feedback_id = $1",
+        item["id"],
+    )
     assert [tuple(link) for link in links] == [("CK-12", "tag", "pending")]
     assert await received_events(settings, workspace) == 2

@@ -20,22 +20,13 @@ from insights.rules.readiness import PRIORITIES, LinkedIssue, summarize
 from insights.signals import launches as launch_signals
 from insights.signals.alignment import Context
 from insights.signals.launches import launch_facts
-from prodops.contract import Event, ItemDeleted, LaunchDeleted, TrackerIssueDeleted, utcnow
-from prodops.runtime.db import Connection, Pool, create_pool
-from prodops.runtime.settings import Settings
+from prodops.contract import Event, utcnow
+from prodops.runtime.db import Connection, Pool
 from signal_events import Builder, linked_issues, random_issue_fields
 
 LAUNCHES = ("L1", "L2", "L3", "L4")
 ITEMS = ("K-1", "K-2", "K-3", "K-4", "K-5")
 _LABELS = ("blocker", " BLOCKER", "straße", "ui", "P2")
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> Any:
-    """A pool on the insights schema of the test database."""
-    value = await create_pool(settings, schema="insights", max_size=2)
-    yield value
-    await value.close()
 
 
 class World:
@@ -54,23 +45,20 @@ class World:
             key = rng.choice(ITEMS)
             if key in self.items and rng.random() < 0.3:
                 del self.items[key]
-                ident, version = b._next(f"item:{key}")
-                return b.event(ItemDeleted(id=ident, version=version, key=key))
+                return b.deleted("item", key)
             self.items[key] = rng.choice((None, *LAUNCHES))
             return b.item(key, launch_key=self.items[key])
         if roll < 0.24:
             key = rng.choice(LAUNCHES)
             if key in self.launches and rng.random() < 0.25:
                 del self.launches[key]
-                ident, version = b._next(f"launch:{key}")
-                return b.event(LaunchDeleted(id=ident, version=version, key=key))
+                return b.deleted("launch", key)
             self.launches[key] = set(rng.sample(ITEMS, rng.randint(0, 3)))
             return b.launch(key, items=tuple(sorted(self.launches[key])))
         n = rng.randrange(30)
         if n in self.issues and rng.random() < 0.15:
             del self.issues[n]
-            ident, version = b._next(f"issue:acme/shop#{n}")
-            return b.event(TrackerIssueDeleted(id=ident, version=version))
+            return b.deleted("issue", f"acme/shop#{n}")
         fields = random_issue_fields(rng, _LABELS, LAUNCHES, ITEMS, closed_days=(1, 5, 40))
         self.issues[n] = fields
         return b.issue(f"acme/shop#{n}", **fields)

@@ -16,17 +16,8 @@ from insights.signals import launches as launch_signals
 from insights.signals.alignment import Context
 from insights.signals.launches import launch_facts, refresh_launches
 from prodops.contract import Event, utcnow
-from prodops.runtime.db import Pool, create_pool
-from prodops.runtime.settings import Settings
+from prodops.runtime.db import Pool
 from signal_events import Builder, days_ago, linked_issues, random_issue_fields
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> Any:
-    """A pool on the insights schema of the test database."""
-    value = await create_pool(settings, schema="insights", max_size=2)
-    yield value
-    await value.close()
 
 
 def _launches(b: Builder) -> list[Event]:

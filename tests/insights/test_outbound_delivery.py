@@ -24,7 +24,7 @@ from prodops.contract import (
 from prodops.runtime.db import create_pool, workspace_transaction
 from prodops.runtime.settings import Settings
 from receiver import webhook_receiver
-from support import auth, create_app, eventually, running
+from support import Running, auth, eventually, started
 
 READINESS = LaunchReadinessChanged.TYPE
 ALIGNMENT = AlignmentChanged.TYPE
@@ -48,11 +48,10 @@ def quick(settings: Settings, **overrides: object) -> Settings:
 
 
 @asynccontextmanager
-async def insights(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def insights(settings: Settings) -> AsyncIterator[Running]:
     """A running insights app (its dispatcher included) and a client of it."""
-    app = create_app("insights", settings)
-    async with running(app) as client:
-        yield app, client
+    async with started("insights", settings) as value:
+        yield value
 
 
 def readiness(workspace: str, launch_key: str = "L-1") -> Event:

@@ -11,12 +11,11 @@ from insights.signals.tick import tick
 from prodops.contract import utcnow
 from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
-from support import auth, create_app, eventually, publish, running
+from support import auth, create_app, eventually, publish, running, signal_of
 
 
-async def _launch(client: httpx.AsyncClient, headers: dict[str, str], key: str = "L1") -> Any:
-    answer = await client.get(f"/v1/signals/launches/{key}", headers=headers)
-    return answer.json() if answer.status_code == 200 else None
+async def _launch(client: httpx.AsyncClient, headers: dict[str, str]) -> Any:
+    return await signal_of(client, "/v1/signals/launches/L1", headers)
 
 
 async def _demand(client: httpx.AsyncClient, read: dict[str, str]) -> list[Any]:

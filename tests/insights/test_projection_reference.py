@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import nats
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -48,7 +47,7 @@ from prodops.contract import (
     make_event,
 )
 from prodops.messaging.broker import ensure_stream
-from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.db import Pool
 from prodops.runtime.settings import Settings
 
 Row = dict[str, Any]
@@ -322,14 +321,6 @@ def _batches(events: list[Event], sizes: list[int]) -> list[list[Event]]:
 
 
 # --- the tests ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> Any:
-    """A pool on the insights schema of the test database."""
-    value = await create_pool(settings, schema="insights", max_size=2)
-    yield value
-    await value.close()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, Any]], Any]:

@@ -49,11 +49,11 @@ def _rows(facts: Facts, aggregate: str) -> dict[Any, Any]:
     return {ident: row for (_, ident), row in facts.tables[aggregate].now.items() if row}
 
 
-def _item(b: Builder, key: str, version: int, item_id: UUID) -> Event:
-    data = ItemUpserted(
-        id=item_id, key=key, title=key, status="planned", version=version, updated_at=utcnow()
+def _item(b: Builder, key: str, version: int, item_id: UUID, **fields: Any) -> Event:
+    values: dict[str, Any] = {"title": key, "status": "planned", **fields}
+    return b.event(
+        ItemUpserted(id=item_id, key=key, version=version, updated_at=utcnow(), **values)
     )
-    return b.event(data)
 
 
 def _launch(b: Builder, key: str, version: int, launch_id: UUID) -> Event:
@@ -131,18 +131,7 @@ def test_a_merged_duplicate_counts_in_its_survivors_group() -> None:
 def test_an_item_that_takes_a_key_touches_the_item_it_took_it_from() -> None:
     b = Builder(WS)
     old, new = new_id(), new_id()
-    first = b.event(
-        ItemUpserted(
-            id=old,
-            key="K",
-            title="K",
-            status="planned",
-            launch_key="L1",
-            area="billing",
-            version=1,
-            updated_at=utcnow(),
-        )
-    )
+    first = _item(b, "K", 1, old, launch_key="L1", area="billing")
     _, applied = _folded(first, _item(b, "K", 1, new))
     touches, look_ups = touched(applied[1:])
     assert touches[WS].items == {old, new}

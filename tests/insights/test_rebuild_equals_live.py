@@ -15,19 +15,14 @@ from insights.projection import rebuild as rebuild_module
 from insights.projection.rebuild import rebuild
 from prodops.contract import (
     Event,
-    FeedbackDeleted,
     FeedbackLinked,
-    ItemDeleted,
     ItemUpserted,
-    LaunchDeleted,
     LaunchUpserted,
-    ObjectiveDeleted,
-    TrackerIssueDeleted,
     new_id,
     utcnow,
 )
 from prodops.messaging.broker import ensure_stream
-from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.db import Pool
 from prodops.runtime.settings import Settings
 from signal_events import Builder, days_ago
 from support import create_app, eventually, projections, publish, running
@@ -90,11 +85,6 @@ def _differences(live: Any, rebuilt: Any, path: str = "") -> list[str]:
     return [] if live == rebuilt else [f"{path}: live {live!r}, rebuilt {rebuilt!r}"]
 
 
-def _next(b: Builder, name: str) -> int:
-    b.versions[name] = b.versions.get(name, 0) + 1
-    return b.versions[name]
-
-
 def _workload(b: Builder) -> list[Event]:
     """Takeovers, deletions, merges, late versions: whatever the fold must get right."""
     events = [b.objective("grow", 3), b.objective("keep", 1), b.objective("old", 2)]
@@ -124,14 +114,13 @@ def _workload(b: Builder) -> list[Event]:
                 sentiment=-0.4 if n % 4 == 0 else 0.2,
             )
         )
-    k7, l2 = b.ids["item:K-7"], b.ids["launch:L2"]
     events += [
         b.account("acme", 250_000),
         b.objective("old", 2, status="achieved"),
-        b.event(ObjectiveDeleted(id=b.ids["objective:keep"], version=_next(b, "objective:keep"))),
+        b.deleted("objective", "keep"),
         b.feedback("f5", account_external_id="acme", merged_into="f1", created_at=days_ago(9)),
         b.feedback("f8", status="archived", created_at=days_ago(2)),
-        b.event(FeedbackDeleted(id=b.ids["feedback:f9"], version=_next(b, "feedback:f9"))),
+        b.deleted("feedback", "f9"),
         b.event(
             FeedbackLinked(feedback_id=b.ids["feedback:f2"], item_key="K-6", by="api", version=9)
         ),
@@ -147,7 +136,7 @@ def _workload(b: Builder) -> list[Event]:
                 updated_at=utcnow(),
             )
         ),
-        b.event(ItemDeleted(id=k7, key="K-7", version=_next(b, "item:K-7"))),
+        b.deleted("item", "K-7"),
         b.item("K-7", status="shipped", shipped_at=days_ago(20), area="search"),
         b.event(
             LaunchUpserted(
@@ -160,12 +149,8 @@ def _workload(b: Builder) -> list[Event]:
                 updated_at=utcnow(),
             )
         ),
-        b.event(LaunchDeleted(id=l2, key="L2", version=_next(b, "launch:L2"))),
-        b.event(
-            TrackerIssueDeleted(
-                id=b.ids["issue:acme/shop#2"], version=_next(b, "issue:acme/shop#2")
-            )
-        ),
+        b.deleted("launch", "L2"),
+        b.deleted("issue", "acme/shop#2"),
         b.issue("acme/shop#3", state="closed", closed_at=days_ago(1), item_keys=["K-3"]),
         b.item("K-2", status="shipped", shipped_at=days_ago(400), area="billing"),
     ]
@@ -195,14 +180,6 @@ async def _live_tables(settings: Settings, workspace: str, events: list[Event]) 
         await publish(settings, _broken(Builder(workspace)))
         await eventually(lambda: _applied(app.state.pool, workspace), lambda n: n == applied)
         return await _tables(app.state.pool, [workspace])
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> Any:
-    """A pool on the insights schema of the test database."""
-    value = await create_pool(settings, schema="insights", max_size=2)
-    yield value
-    await value.close()
 
 
 async def test_a_rebuild_leaves_every_table_as_the_live_consumer_left_it(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -17,12 +18,9 @@ from prodops.contract import utcnow
 from prodops.runtime.db import Connection
 from prodops.runtime.settings import Settings
 from signal_events import Builder
-from support import auth, create_app, eventually, publish, running
+from support import auth, create_app, eventually, publish, running, signal_of
 
-
-async def _alignment(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> Any:
-    answer = await client.get("/v1/signals/alignment", headers=headers, params=params)
-    return answer.json() if answer.status_code == 200 else None
+ALIGNMENT = "/v1/signals/alignment"
 
 
 async def test_strategic_alignment_follows_the_worked_example(
@@ -40,14 +38,15 @@ async def test_strategic_alignment_follows_the_worked_example(
             b.item("C", effort=2),
         )
         signal = await eventually(
-            lambda: _alignment(client, headers),
+            lambda: signal_of(client, ALIGNMENT, headers),
             lambda s: s is not None and s["components"]["aligned_effort_share"] == 66.7,
         )
         assert signal["strategic"] == 66.7
         assert signal["components"]["allocation_fit"] == 100.0
         await publish(settings, b.item("B", effort=1, objectives=("O1",), status="in_progress"))
         signal = await eventually(
-            lambda: _alignment(client, headers), lambda s: s is not None and s["strategic"] == 50.0
+            lambda: signal_of(client, ALIGNMENT, headers),
+            lambda s: s is not None and s["strategic"] == 50.0,
         )
         history = await client.get("/v1/signals/alignment/history?limit=1", headers=headers)
         newest = history.json()
@@ -69,11 +68,7 @@ async def test_a_blocker_blocks_the_launch_and_closing_it_unblocks(
     b = Builder(workspace)
     headers = auth(settings, workspace, "insights:read")
     async with running(create_app("insights", settings)) as client:
-
-        async def launch() -> Any:
-            answer = await client.get("/v1/signals/launches/L1", headers=headers)
-            return answer.json() if answer.status_code == 200 else None
-
+        launch = partial(signal_of, client, "/v1/signals/launches/L1", headers)
         await publish(
             settings,
             b.item("A"),
@@ -143,7 +138,9 @@ async def test_customer_alignment_weighs_accounts_and_counts_each_account_once(
                 "feedback": 1,
             }
         ]
-        signal = await eventually(lambda: _alignment(client, headers), lambda s: s is not None)
+        signal = await eventually(
+            lambda: signal_of(client, ALIGNMENT, headers), lambda s: s is not None
+        )
         assert signal["customer"] == 0.0
         unaddressed = next(r for r in signal["reasons"] if r["code"] == "unaddressed_demand")
         assert unaddressed["evidence"] == [b.id_of("item:A")]
@@ -152,7 +149,8 @@ async def test_customer_alignment_weighs_accounts_and_counts_each_account_once(
         coverage = acme / (acme + 2)
         expected = round(100 * math.sqrt(coverage * 0.5), 1)
         signal = await eventually(
-            lambda: _alignment(client, headers), lambda s: s is not None and s["customer"] > 0
+            lambda: signal_of(client, ALIGNMENT, headers),
+            lambda s: s is not None and s["customer"] > 0,
         )
         assert signal["customer"] == expected
         assert signal["components"]["evidence_ratio"] == 50.0

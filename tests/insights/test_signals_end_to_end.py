@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from prodops.contract import LaunchReadinessChanged, utcnow
 from prodops.runtime.settings import Settings
 from receiver import webhook_receiver
 from signing import github_delivery, zendesk_delivery
-from support import auth, create_app, emitted, eventually, running
+from support import auth, create_app, emitted, eventually, running, signal_of
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
 GITHUB_ISSUE = orjson.loads((FIXTURES / "github" / "issues.opened.json").read_bytes())
@@ -93,11 +94,7 @@ async def test_a_blocker_on_a_launch_reaches_a_subscriber_once_per_change(
 
         await deliver(github_issue(1, [f"roadmap:{items[0]['key']}"], "SPRING"))
         await deliver(github_issue(2, [f"roadmap:{items[1]['key']}", "blocker"], "SPRING"))
-
-        async def signal() -> Any:
-            answer = await insights.get("/v1/signals/launches/SPRING", headers=reader)
-            return answer.json() if answer.status_code == 200 else None
-
+        signal = partial(signal_of, insights, "/v1/signals/launches/SPRING", reader)
         blocked = await eventually(signal, lambda s: s is not None and s["status"] == "blocked")
         issues = (
             await roadmap.get(
@@ -247,10 +244,7 @@ async def test_objectives_and_split_items_give_the_strategic_alignment_by_hand(
 
         # aligned share 6/8; effort shares 1/3 each against weights 1/2, 1/4, 1/4:
         # fit = 1 - (1/6 + 1/12 + 1/12) / 2 = 5/6; strategic = 3/4 * 5/6 = 62.5.
-        async def strategic() -> Any:
-            answer = await insights.get("/v1/signals/alignment", headers=headers)
-            return answer.json() if answer.status_code == 200 else None
-
+        strategic = partial(signal_of, insights, "/v1/signals/alignment", headers)
         signal = await eventually(strategic, lambda s: s is not None and s["strategic"] == 62.5)
     assert signal["components"]["aligned_effort_share"] == 75.0
     assert signal["components"]["allocation_fit"] == 83.3

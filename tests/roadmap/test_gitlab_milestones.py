@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from prodops.runtime.settings import Settings
-from support import auth, create_app, emitted, quiesce, running
+from support import auth, create_app, emitted, query, quiesce, running
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks" / "gitlab"
 TOKEN = "glpat-stand-in-token-0123456789"
@@ -403,12 +403,9 @@ async def test_same_milestone_id_in_two_workspaces_links_each_to_its_own_title(
 
 
 async def _expire_cached_titles(settings: Settings, source_id: str) -> None:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await conn.execute(
-            "UPDATE roadmap.gitlab_milestone SET fetched_at = now() - interval '1 day'"
-            " WHERE source_id = $1",
-            uuid.UUID(source_id),
-        )
-    finally:
-        await conn.close()
+    await query(
+        settings,
+        "UPDATE roadmap.gitlab_milestone SET fetched_at = now() - interval '1 day'"
+        " WHERE source_id = $1",
+        uuid.UUID(source_id),
+    )

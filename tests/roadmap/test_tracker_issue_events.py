@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from prodops.contract import Event, TrackerIssueUpserted, envelope_model
 from prodops.runtime.settings import Settings
 from signal_events import Builder
-from support import auth, create_app, eventually, publish, run_cli, running
+from support import auth, create_app, eventually, publish, run_cli, running, signal_of
 
 
 def _published_before(event: Event, *, blocker: bool) -> Event:
@@ -60,8 +60,7 @@ async def test_the_consumer_and_the_rebuild_read_old_events_and_the_policy_decid
     ]
 
     async def launch(client: Any) -> Any:
-        answer = await client.get("/v1/signals/launches/L1", headers=headers)
-        return answer.json() if answer.status_code == 200 else None
+        return await signal_of(client, "/v1/signals/launches/L1", headers)
 
     async with running(create_app("insights", settings)) as client:
         await publish(settings, *events)

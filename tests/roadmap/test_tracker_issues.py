@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from prodops.http.auth import install_auth
 from prodops.http.problems import install_problem_handlers
-from prodops.runtime.db import Pool, create_pool
+from prodops.runtime.db import Pool
 from prodops.runtime.settings import Settings
 from prodops.webhooks.endpoint import WebhookEndpoint, webhook_routers
 from prodops.webhooks.intake import Intake
@@ -41,13 +41,6 @@ def _fixture(path: str) -> dict[str, Any]:
 
 def _hex(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await create_pool(settings, schema="roadmap")
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ each issue's events must be the same.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -22,7 +21,7 @@ from tracker_reference import Reference
 
 from prodops.contract import Event, TrackerIssueDeleted
 from prodops.messaging import outbox
-from prodops.runtime.db import Pool, create_pool, workspace_transaction
+from prodops.runtime.db import Pool, workspace_transaction
 from prodops.runtime.settings import Settings
 from roadmap import tracker_sql as sql
 from roadmap.tracker_merge import ExplicitLink, LinkTarget, Operation
@@ -44,13 +43,6 @@ ISSUES = [
 JIRA_KEYS = [key for provider, _, key in ISSUES if provider == "jira"]
 LABELS = ["roadmap:IT-1", "roadmap:it-2", "bug", "P1", "blocker"]
 LAUNCHES = ["L-1", "L-2"]
-
-
-@pytest.fixture
-async def pool(settings: Settings) -> AsyncIterator[Pool]:
-    pool = await create_pool(settings, schema="roadmap")
-    yield pool
-    await pool.close()
 
 
 def _maybe(strategy: st.SearchStrategy[Any], *, unknown: bool) -> st.SearchStrategy[Any]:

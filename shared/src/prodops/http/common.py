@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from prodops.http.auth import Admin
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError
+from prodops.http.routes import newest_first
 from prodops.runtime.db import request_transaction
 
 health_router = APIRouter(tags=["health"])
@@ -109,8 +110,7 @@ async def list_dead_letters(
     """Dead letters of the token's workspace, newest first."""
     async with request_transaction(request, principal.workspace) as conn:
         rows = await conn.fetch(_LIST, status, *time_id_after(cursor), limit + 1)
-    letters = [_dead_letter(r) for r in rows]
-    return page_of(letters, limit, lambda d: time_id_key(d.created_at, d.id))
+    return newest_first([_dead_letter(r) for r in rows], limit)
 
 
 class ReplayResult(BaseModel):

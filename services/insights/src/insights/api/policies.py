@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from insights.engine import lock_workspaces, refresh_all
 from insights.rules.policies import FeedbackWeightPolicy, ReadinessPolicy
 from prodops.contract import utcnow
-from prodops.http.auth import Admin, InsightsRead
+from prodops.http.auth import Admin, InsightsRead, Principal
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, documented_problem
 from prodops.runtime.db import Connection, request_transaction
 
@@ -34,20 +34,31 @@ IfMatch = Annotated[
 ]
 
 
-class ReadinessVersion(BaseModel):
-    """The readiness policy with its version (0: the defaults, never replaced)."""
+class _Versioned(BaseModel):
+    """A policy as stored: its version and when it was replaced."""
 
+    KIND: ClassVar[str]  # the `policy.kind` it is stored under
     version: int = Field(ge=0)
     updated_at: datetime | None
+
+
+class ReadinessVersion(_Versioned):
+    """The readiness policy with its version (0: the defaults, never replaced)."""
+
+    KIND = "readiness"
+
     policy: ReadinessPolicy
 
 
-class FeedbackWeightVersion(BaseModel):
+class FeedbackWeightVersion(_Versioned):
     """The feedback-weight policy with its version (0: the defaults, never replaced)."""
 
-    version: int = Field(ge=0)
-    updated_at: datetime | None
+    KIND = "feedback-weight"
+
     policy: FeedbackWeightPolicy
+
+
+V = TypeVar("V", bound=_Versioned)
 
 
 async def _read(conn: Connection, kind: str) -> dict[str, Any]:
@@ -57,9 +68,25 @@ async def _read(conn: Connection, kind: str) -> dict[str, Any]:
     return {"version": row["version"], "updated_at": row["updated_at"], "policy": row["body"]}
 
 
+async def _current(request: Request, response: Response, principal: Principal, model: type[V]) -> V:
+    """The workspace's policy as `model`, its version in the `ETag`."""
+    async with request_transaction(request, principal.workspace) as conn:
+        found = model.model_validate(await _read(conn, model.KIND))
+    response.headers["ETag"] = f'"{found.version}"'
+    return found
+
+
 async def _replace(
-    request: Request, *, ws: str, kind: str, policy: BaseModel, if_match: str | None
-) -> dict[str, Any]:
+    request: Request,
+    response: Response,
+    principal: Principal,
+    policy: BaseModel,
+    *,
+    if_match: str | None,
+    model: type[V],
+) -> V:
+    """Replace the policy unless `if_match` names another version; the new one as `model`."""
+    ws, kind = principal.workspace, model.KIND
     async with request_transaction(request, ws) as conn:
         await lock_workspaces(conn, [ws])
         current = await _read(conn, kind)
@@ -73,11 +100,11 @@ async def _replace(
         await conn.execute(_KEEP_VERSION, ws, kind, row["version"], body)
         # Every signal of the workspace follows the new policy at once, in this transaction.
         await refresh_all(conn, ws, emit=True, now=utcnow())
-    return {"version": row["version"], "updated_at": row["updated_at"], "policy": body}
-
-
-def _etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
+    saved = model.model_validate(
+        {"version": row["version"], "updated_at": row["updated_at"], "policy": body}
+    )
+    response.headers["ETag"] = f'"{saved.version}"'
+    return saved
 
 
 @router.get("/readiness", response_model=ReadinessVersion)
@@ -85,10 +112,7 @@ async def get_readiness(
     request: Request, response: Response, principal: InsightsRead
 ) -> ReadinessVersion:
     """The launch-readiness policy: weights, thresholds, blocker rules, due days."""
-    async with request_transaction(request, principal.workspace) as conn:
-        found = ReadinessVersion.model_validate(await _read(conn, "readiness"))
-    _etag(response, found.version)
-    return found
+    return await _current(request, response, principal, ReadinessVersion)
 
 
 @router.put("/readiness", response_model=ReadinessVersion, responses=_STALE)
@@ -100,12 +124,9 @@ async def put_readiness(
     if_match: IfMatch = None,
 ) -> ReadinessVersion:
     """Replace the readiness policy; every launch is re-evaluated under it at once."""
-    values = await _replace(
-        request, ws=principal.workspace, kind="readiness", policy=policy, if_match=if_match
+    return await _replace(
+        request, response, principal, policy, if_match=if_match, model=ReadinessVersion
     )
-    saved = ReadinessVersion.model_validate(values)
-    _etag(response, saved.version)
-    return saved
 
 
 @router.get("/feedback-weight", response_model=FeedbackWeightVersion)
@@ -113,10 +134,7 @@ async def get_feedback_weight(
     request: Request, response: Response, principal: InsightsRead
 ) -> FeedbackWeightVersion:
     """How feedback is weighted: priority factors, ARR scale, half-life, window."""
-    async with request_transaction(request, principal.workspace) as conn:
-        found = FeedbackWeightVersion.model_validate(await _read(conn, "feedback-weight"))
-    _etag(response, found.version)
-    return found
+    return await _current(request, response, principal, FeedbackWeightVersion)
 
 
 @router.put("/feedback-weight", response_model=FeedbackWeightVersion, responses=_STALE)
@@ -128,9 +146,6 @@ async def put_feedback_weight(
     if_match: IfMatch = None,
 ) -> FeedbackWeightVersion:
     """Replace the feedback-weight policy; demand and alignment are recomputed at once."""
-    values = await _replace(
-        request, ws=principal.workspace, kind="feedback-weight", policy=policy, if_match=if_match
+    return await _replace(
+        request, response, principal, policy, if_match=if_match, model=FeedbackWeightVersion
     )
-    saved = FeedbackWeightVersion.model_validate(values)
-    _etag(response, saved.version)
-    return saved

@@ -26,8 +26,9 @@ from insights.outbound.http import (
 )
 from prodops.contract import Event, new_id, utcnow
 from prodops.http.auth import Admin, Principal
-from prodops.http.pagination import Cursor, Limit, Page, page_of, time_id_after, time_id_key
+from prodops.http.pagination import Cursor, Limit, Page, time_id_after
 from prodops.http.problems import PROBLEM_RESPONSES, ProblemError, require_json
+from prodops.http.routes import newest_first
 from prodops.runtime.db import Connection, request_transaction
 from prodops.runtime.settings import Settings
 from prodops.webhooks.sources import SecretBox
@@ -179,7 +180,7 @@ async def list_subscriptions(
     """The workspace's subscriptions, newest first."""
     async with request_transaction(request, principal.workspace) as conn:
         rows = await conn.fetch(sql.LIST_SUBSCRIPTIONS, *time_id_after(cursor), limit + 1)
-    return page_of([_view(r) for r in rows], limit, lambda s: time_id_key(s.created_at, s.id))
+    return newest_first([_view(r) for r in rows], limit)
 
 
 @router.get("/{subscription_id}", response_model=Subscription)
@@ -328,7 +329,7 @@ async def list_deliveries(
     async with request_transaction(request, principal.workspace) as conn:
         await _subscription(conn, subscription_id)
         rows = await conn.fetch(sql.LIST_DISPATCHES, subscription_id, status, *after, limit + 1)
-    return page_of([_dispatch(r) for r in rows], limit, lambda d: time_id_key(d.created_at, d.id))
+    return newest_first([_dispatch(r) for r in rows], limit)
 
 
 @router.post(

@@ -163,21 +163,13 @@ async def recompute_groups(
     """
     changed: set[Key] = set()
     for chunk in _chunks(group_ids):
-        changed |= await _recompute_group_chunk(conn, ws, chunk, policy, now)
+        found = await group_shares(conn, ws, chunk, policy, now)
+        changed |= await _replace_groups(conn, ws, found)
     return changed
 
 
-async def _recompute_group_chunk(
-    conn: Connection,
-    ws: str,
-    group_ids: Sequence[UUID],
-    policy: FeedbackWeightPolicy,
-    now: datetime,
-) -> set[Key]:
-    shares = {
-        f"g:{g}": share
-        for g, share in (await group_shares(conn, ws, group_ids, policy, now)).items()
-    }
+async def _replace_groups(conn: Connection, ws: str, found: Mapping[UUID, GroupShare]) -> set[Key]:
+    shares = {f"g:{g}": share for g, share in found.items()}
     cleared = [c for c, share in shares.items() if share.expires_at is None]
     if cleared:
         await conn.execute(_CLEAR_EXPIRY, ws, cleared)

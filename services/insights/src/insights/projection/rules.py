@@ -93,6 +93,7 @@ class Applied:
     """An event that was newer than what was held: its row before and after, and rows freed."""
 
     workspace: str
+    aggregate: str
     data: EventData
     before: Row | None
     after: Row | None
@@ -146,7 +147,7 @@ def fold(facts: Facts, event: Event, data: EventData) -> Applied | None:
     if aggregate in KEYED:
         freed = _take_key(facts, aggregate, (event.workspace, ident), before, after)
     table.put((event.workspace, ident), after)
-    return Applied(event.workspace, data, before, after, freed)
+    return Applied(event.workspace, aggregate, data, before, after, freed)
 
 
 def _take_key(

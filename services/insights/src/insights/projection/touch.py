@@ -16,21 +16,6 @@ from uuid import UUID
 
 from insights.projection.facts import Touch
 from insights.projection.rules import Applied, Row
-from prodops.contract import (
-    AccountUpserted,
-    EventData,
-    FeedbackDeleted,
-    FeedbackReceived,
-    FeedbackUpdated,
-    ItemDeleted,
-    ItemUpserted,
-    LaunchDeleted,
-    LaunchUpserted,
-    ObjectiveDeleted,
-    ObjectiveUpserted,
-    TrackerIssueDeleted,
-    TrackerIssueUpserted,
-)
 
 
 @dataclass
@@ -51,7 +36,7 @@ def touched(applied: Iterable[Applied]) -> tuple[dict[str, Touch], LookUps]:
     look_ups = LookUps()
     for change in applied:
         touch = touches.setdefault(change.workspace, Touch())
-        _RULES[type(change.data)](touch, look_ups, change)
+        _RULES[change.aggregate](touch, look_ups, change)
     return touches, look_ups
 
 
@@ -106,17 +91,12 @@ def _rows(change: Applied) -> list[Row]:
 
 
 _Rule = Callable[[Touch, LookUps, Applied], None]
-_RULES: dict[type[EventData], _Rule] = {
-    FeedbackReceived: _feedback,
-    FeedbackUpdated: _feedback,
-    FeedbackDeleted: _feedback,
-    AccountUpserted: _account,
-    ObjectiveUpserted: _objective,
-    ObjectiveDeleted: _objective,
-    ItemUpserted: _item,
-    ItemDeleted: _item,
-    LaunchUpserted: _launch,
-    LaunchDeleted: _launch,
-    TrackerIssueUpserted: _issue,
-    TrackerIssueDeleted: _issue,
+# By aggregate (`facts.AGGREGATES`): an upsert and a delete of one touch alike.
+_RULES: dict[str, _Rule] = {
+    "feedback": _feedback,
+    "account": _account,
+    "objective": _objective,
+    "item": _item,
+    "launch": _launch,
+    "tracker_issue": _issue,
 }
